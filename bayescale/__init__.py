@@ -1,0 +1,69 @@
+"""bayescale: individualized data scaling laws with a hierarchical Bayesian model.
+
+A training point's expected marginal contribution shrinks with the dataset size k roughly as
+ψ_k(z) ≈ c(z)·k^(−α(z)). bayescale measures noisy contributions with scikit-learn learners,
+fits one PyMC model over all points, and reports values, P(harmful) and selections with
+posterior uncertainty.
+
+Examples
+--------
+>>> import bayescale as bs
+>>> c, truth = bs.simulate_contributions(n_points=20, samples_per_point=10, random_state=0)
+>>> c.n_points
+20
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+# Public name -> module. Imported on first use so that `import bayescale` stays fast:
+# PyMC and its compiler are only loaded when a model is actually needed.
+_LAZY = {
+    "Contributions": "data",
+    "data_fingerprint": "data",
+    "simulate_contributions": "simulate",
+    "true_psi": "simulate",
+    "sample_contributions": "contributions",
+    "ScalingLawModel": "model",
+    "value": "valuation",
+    "value_at": "valuation",
+    "select": "selection",
+    "point_addition": "selection",
+    "baselines": None,
+    "datasets": None,
+    "plots": None,
+    "priors": None,
+    "simulate": None,
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'bayescale' has no attribute {name!r}")
+    module_name = _LAZY[name]
+    if module_name is None:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        value = getattr(importlib.import_module(f".{module_name}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from . import baselines, datasets, plots, priors, simulate
+    from .contributions import sample_contributions
+    from .data import Contributions, data_fingerprint
+    from .model import ScalingLawModel
+    from .selection import point_addition, select
+    from .simulate import simulate_contributions, true_psi
+    from .valuation import value, value_at

@@ -1,0 +1,170 @@
+"""Synthetic observations from known scaling-law parameters.
+
+Used by the tests (parameter recovery, coverage), by the calibration benchmarks and by
+examples. The generative story is the paper's noise model, on the paper's scale:
+
+    Δ_ij ~ Normal(c_i k_ij^(−α_i), σ_i² k_ij^(−β_i))
+
+with per-point (log|c|, α, log σ, β) drawn from a population whose means may depend on
+point features, and a sign of c that is negative with probability ``p_harmful``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ._validation import as_generator, check_int, check_k_range
+from .data import Contributions
+
+__all__ = ["simulate_contributions", "true_psi"]
+
+
+def simulate_contributions(
+    n_points: int = 200,
+    samples_per_point: int = 50,
+    k_range: tuple[int, int] = (100, 1000),
+    *,
+    log_c: tuple[float, float] = (-1.0, 0.8),
+    alpha: tuple[float, float] = (1.2, 0.2),
+    log_sigma: tuple[float, float] = (0.0, 0.3),
+    beta: tuple[float, float] = (2.0, 0.2),
+    p_harmful: float = 0.1,
+    features: np.ndarray | None = None,
+    log_c_effects: Sequence[float] | None = None,
+    alpha_effects: Sequence[float] | None = None,
+    k_design: str | Sequence[int] = "uniform",
+    likelihood: str = "normal",
+    nu: float = 5.0,
+    random_state=None,
+) -> tuple[Contributions, pd.DataFrame]:
+    """Draw observations for ``n_points`` points with known (c, α, σ, β).
+
+    Parameters
+    ----------
+    n_points, samples_per_point : int
+        Number of points and observations per point (m).
+    k_range : (int, int)
+        Inclusive range of base-set sizes.
+    log_c, alpha, log_sigma, beta : (mean, sd)
+        Population mean and standard deviation of each per-point parameter. ``alpha`` and
+        ``beta`` draws are truncated below at 0.05 so the law always decays.
+    p_harmful : float
+        Probability that c is negative.
+    features : array, shape (n_points, p), optional
+        Point features. With ``log_c_effects`` / ``alpha_effects`` (length p) the population
+        mean becomes ``mean + features @ effects``.
+    k_design : "uniform", "loguniform" or a sequence of ints
+        How k is drawn: uniform integers in ``k_range`` (the paper), log-uniform, or cycled
+        through a fixed grid of sizes.
+    likelihood : "normal" or "studentt"
+        Student-t noise (``nu`` degrees of freedom) tests robustness.
+    random_state : int, Generator or None
+
+    Returns
+    -------
+    contributions : Contributions
+    truth : pandas.DataFrame
+        Indexed by point: ``c`` (signed), ``alpha``, ``sigma``, ``beta``, ``harmful`` and the
+        features as ``x0, x1, ...`` when given.
+
+    Examples
+    --------
+    >>> c, truth = simulate_contributions(n_points=5, samples_per_point=4, random_state=0)
+    >>> len(c), list(truth.columns[:4])
+    (20, ['c', 'alpha', 'sigma', 'beta'])
+    """
+    n_points = check_int(n_points, "n_points", minimum=1)
+    m = check_int(samples_per_point, "samples_per_point", minimum=1)
+    k_min, k_max = check_k_range(k_range)
+    if not 0.0 <= p_harmful <= 1.0:
+        raise ValueError(f"p_harmful must be in [0, 1]; got {p_harmful}")
+    if likelihood not in ("normal", "studentt"):
+        raise ValueError(f"likelihood must be 'normal' or 'studentt'; got {likelihood!r}")
+    rng = as_generator(random_state)
+
+    mean_log_c = np.full(n_points, float(log_c[0]))
+    mean_alpha = np.full(n_points, float(alpha[0]))
+    if features is not None:
+        features = np.asarray(features, dtype=float)
+        if features.ndim == 1:
+            features = features[:, None]
+        if features.shape[0] != n_points:
+            raise ValueError(
+                f"features has {features.shape[0]} rows but n_points is {n_points}"
+            )
+        for effects, target, label in (
+            (log_c_effects, mean_log_c, "log_c_effects"),
+            (alpha_effects, mean_alpha, "alpha_effects"),
+        ):
+            if effects is None:
+                continue
+            effects = np.asarray(effects, dtype=float)
+            if effects.shape != (features.shape[1],):
+                raise ValueError(f"{label} must have one entry per feature ({features.shape[1]})")
+            target += features @ effects
+    elif log_c_effects is not None or alpha_effects is not None:
+        raise ValueError("feature effects need features")
+
+    abs_c = np.exp(rng.normal(mean_log_c, log_c[1]))
+    a = np.maximum(rng.normal(mean_alpha, alpha[1]), 0.05)
+    sigma = np.exp(rng.normal(log_sigma[0], log_sigma[1], n_points))
+    b = np.maximum(rng.normal(beta[0], beta[1], n_points), 0.05)
+    harmful = rng.random(n_points) < p_harmful
+    c = np.where(harmful, -abs_c, abs_c)
+
+    ks = _draw_ks(k_design, (k_min, k_max), (n_points, m), rng)
+    mean = c[:, None] * ks ** (-a[:, None])
+    sd = sigma[:, None] * ks ** (-b[:, None] / 2.0)
+    noise = rng.standard_t(nu, size=ks.shape) if likelihood == "studentt" else rng.standard_normal(ks.shape)
+    deltas = mean + sd * noise
+
+    truth = pd.DataFrame(
+        {"c": c, "alpha": a, "sigma": sigma, "beta": b, "harmful": harmful},
+        index=pd.Index(np.arange(n_points), name="point"),
+    )
+    if features is not None:
+        for j in range(features.shape[1]):
+            truth[f"x{j}"] = features[:, j]
+    meta = {
+        "design": "simulated",
+        "k_range": [k_min, k_max],
+        "samples_per_point": m,
+        "likelihood": likelihood,
+        "random_state": None if random_state is None else repr(random_state),
+    }
+    return Contributions.from_arrays(deltas, ks, metadata=meta), truth
+
+
+def true_psi(truth: pd.DataFrame, k) -> pd.DataFrame:
+    """The exact expected contribution ψ_k = c k^(−α) of each simulated point.
+
+    Returns a DataFrame indexed by point with one column per k.
+
+    Examples
+    --------
+    >>> truth = pd.DataFrame({"c": [2.0], "alpha": [1.0]})
+    >>> float(true_psi(truth, [2]).iloc[0, 0])
+    1.0
+    """
+    k = np.atleast_1d(np.asarray(k, dtype=float))
+    if (k <= 0).any():
+        raise ValueError("k must be positive")
+    values = truth["c"].to_numpy()[:, None] * k[None, :] ** (-truth["alpha"].to_numpy()[:, None])
+    return pd.DataFrame(values, index=truth.index, columns=pd.Index(k, name="k"))
+
+
+def _draw_ks(design, k_range, shape, rng) -> np.ndarray:
+    k_min, k_max = k_range
+    if isinstance(design, str):
+        if design == "uniform":
+            return rng.integers(k_min, k_max + 1, size=shape).astype(float)
+        if design == "loguniform":
+            return np.round(np.exp(rng.uniform(np.log(k_min), np.log(k_max), size=shape)))
+        raise ValueError(f"k_design must be 'uniform', 'loguniform' or a grid of sizes; got {design!r}")
+    grid = np.asarray(design, dtype=float)
+    if grid.ndim != 1 or grid.size == 0 or (grid < 1).any():
+        raise ValueError("a k_design grid must be a non-empty 1-D sequence of sizes >= 1")
+    return np.resize(grid, shape[1])[None, :].repeat(shape[0], axis=0)
