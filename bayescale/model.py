@@ -1,0 +1,848 @@
+"""``ScalingLawModel``: one hierarchical PyMC model of every point's scaling law.
+
+For point i and its observations j (internal scale: ``y = Δ / Δ_scale``, ``u = log(k / k_ref)``)::
+
+    sign_i ∈ {+1, −1},  P(+1) = π_i = sigmoid(γ₀ + γ·x_i)          (marginalized)
+    ψ_ij  = sign_i · exp(ℓ_i − α_i u_ij)
+    y_ij  ~ Normal(ψ_ij, s_i · exp(−β_i u_ij / 2) / sqrt(count_ij))    (or Student-t)
+    θ_i = (ℓ_i, α_i, log s_i, β_i),   θ_ib ~ Normal(μ_b + B_b·x_i, τ_b)  per block b
+
+On the paper's scale (Δ ~ N(c k^−α, σ² k^−β)) this is ``c = sign·exp(ℓ)·k_ref^α·Δ_scale`` and
+``σ = s·k_ref^(β/2)·Δ_scale``; α and β are the same on both scales.
+
+Why this form
+-------------
+* **ℓ at k_ref.** log c and α are almost perfectly correlated a posteriori when k is far from 1
+  (the law is pinned down near the observed k, not at k = 1). Centring k at its geometric mean
+  removes that correlation, which NUTS and ADVI both need.
+* **Sign marginalized.** With a Normal likelihood the two branches share every term but one:
+  ``log N(y | +ψ) − log N(y | −ψ) = 2yψ/sd²``. So per point, with ``A = Σ_j y ψ / sd²`` and
+  ``C = Σ_j log N(y | 0-mean terms)``, the marginal is ``C + logaddexp(log π + A, log(1−π) − A)``:
+  one pass over the observations and no −inf branch unless A itself overflows, which the
+  clipping below prevents. The logaddexp is guarded anyway (two −inf inputs give −inf, not NaN).
+* **Clipped exponents.** ψ and the noise sd are exponentials of linear predictors; clipping the
+  exponents to ±50 / ±30 keeps every log-density finite wherever ADVI or an early NUTS step
+  wanders, so the optimizer never sees NaN (Δ is rescaled first, so the clip is never active
+  near the posterior).
+* **Non-centred where the data are weak.** One observation is often ten times noisier than
+  its mean, so ℓ and α are weakly identified per point and their population funnel is
+  sampled non-centred; the noise parameters log s and β are well identified by m ≳ 20
+  observations and default to centred. ``centered=`` overrides it; docs/benchmarks.md has
+  the measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import __version__
+from . import priors as _priors
+from .data import Contributions
+
+__all__ = ["ScalingLawModel"]
+
+#: Version of the layout written by :meth:`ScalingLawModel.save`; bump on incompatible change.
+FORMAT_VERSION = 1
+_CONFIG_ATTR = "bayescale_config"
+_METHODS = ("nuts", "advi", "fullrank_advi", "map")
+_NUTS_SAMPLERS = {"pymc": None, "nutpie": "nutpie", "numpyro": "numpyro", "blackjax": "blackjax"}
+_LIKELIHOODS = ("normal", "studentt")
+#: Default parametrisation per block (True = centred); measured in docs/benchmarks.md.
+DEFAULT_CENTERED = {"ell": False, "alpha": False, "log_s": True, "beta": False}
+_CLIP_MEAN = 50.0  # bound on |ℓ − α u|: e^50 is far beyond any Δ on the unit-RMS scale
+_CLIP_LOGSD = 30.0  # bound on |log sd|
+
+
+class ScalingLawModel:
+    """Hierarchical Bayesian model of individualized data scaling laws.
+
+    Parameters
+    ----------
+    features : array_like or pandas.DataFrame, shape (n_points, p), optional
+        One row per point, **in the order of the table's sorted point ids** (``np.unique`` of
+        the ``point`` column). A DataFrame whose index holds every point id is aligned by
+        index instead (so a feature table for a whole training set works). Standardized
+        internally; drives the population means of all four blocks and of logit π.
+        Without features the population is intercept-only.
+    likelihood : {"normal", "studentt"}
+        Noise model; "normal" is the paper's. Student-t has one shared ν.
+    priors : dict, optional
+        Overrides of the defaults; keys in :func:`bayescale.priors.prior_keys`.
+    correlated : bool, keyword-only
+        Give (ℓ, α) a correlated population with an LKJ(η) prior on the correlation (for two
+        dimensions LKJ(η) is ``2·Beta(η, η) − 1``, which is how it is coded).
+    centered : dict, keyword-only
+        Block name (``"ell"``, ``"alpha"``, ``"log_s"``, ``"beta"``) → True for a centred
+        parametrisation. Defaults in ``DEFAULT_CENTERED``. Correlated (ℓ, α) are non-centred.
+    harmful_features : bool, keyword-only
+        Let π depend on the features (default True when features are given).
+    delta_scale, k_ref : float, keyword-only
+        Fix the internal scaling constants instead of deriving them from the data (the RMS of
+        Δ and the geometric mean of k). Useful to compare fits or for calibration studies.
+
+    Attributes
+    ----------
+    idata : arviz.InferenceData
+        After :meth:`fit`. Posterior per-point ``c``, ``alpha``, ``sigma``, ``beta``,
+        ``p_harmful`` (dims chain, draw, point) and the internal ``ell``, ``log_s``, ``pi``;
+        population ``{block}_mu``, ``{block}_tau``, ``{block}_B`` (dim feature),
+        ``pi_intercept``, ``pi_B``, ``ell_alpha_corr`` and ``nu`` where they apply.
+    points_ : numpy.ndarray
+        Point ids, in the order of the ``point`` coordinate.
+    k_observed_ : (int, int)
+        Observed (min k, max k), inclusive.
+    contributions_ : Contributions
+        The fitted table.
+    k_ref_, delta_scale_ : float
+        The internal scaling constants used.
+    priors_ : dict
+        The priors used (defaults merged with ``priors``).
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> c, truth = bs.simulate_contributions(n_points=8, samples_per_point=10, random_state=0)
+    >>> m = bs.ScalingLawModel()
+    >>> idata = m.fit(c, method="map", progressbar=False)
+    >>> m.predict([100, 1000]).dims
+    ('chain', 'draw', 'point', 'k')
+    """
+
+    def __init__(
+        self,
+        features=None,
+        likelihood: str = "normal",
+        priors: Mapping[str, Any] | None = None,
+        *,
+        correlated: bool = False,
+        centered: Mapping[str, bool] | None = None,
+        harmful_features: bool = True,
+        delta_scale: float | None = None,
+        k_ref: float | None = None,
+    ):
+        self.features = features
+        self.likelihood = likelihood
+        self.priors = priors
+        self.correlated = correlated
+        self.centered = centered
+        self.harmful_features = harmful_features
+        self.delta_scale = delta_scale
+        self.k_ref = k_ref
+        # Fail early on arguments that do not depend on data; data checks happen in fit.
+        self._check_options()
+        self._idata: az.InferenceData | None = None
+        self.model_ = None
+
+    # ------------------------------------------------------------------ options
+    def _check_options(self) -> None:
+        if self.likelihood not in _LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {_LIKELIHOODS}; got {self.likelihood!r}")
+        if self.priors is not None:
+            _priors.resolve_priors({}, self.priors)  # raises on unknown keys / bad values
+        self._centered_map()
+        for name in ("delta_scale", "k_ref"):
+            v = getattr(self, name)
+            if v is not None and not (np.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a positive finite number; got {v!r}")
+
+    def _centered_map(self) -> dict[str, bool]:
+        out = dict(DEFAULT_CENTERED)
+        if self.centered is not None:
+            if not isinstance(self.centered, Mapping):
+                raise ValueError(f"centered must be a dict block -> bool; got {self.centered!r}")
+            unknown = sorted(set(self.centered) - set(_priors.BLOCKS))
+            if unknown:
+                raise ValueError(f"centered has unknown block(s) {unknown}; blocks are {list(_priors.BLOCKS)}")
+            out.update({k: bool(v) for k, v in self.centered.items()})
+        return out
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor options (features excluded), as stored by :meth:`save`."""
+        return {
+            "likelihood": self.likelihood,
+            "priors": _jsonable(self.priors),
+            "correlated": bool(self.correlated),
+            "centered": self._centered_map(),
+            "harmful_features": bool(self.harmful_features),
+            "delta_scale": self.delta_scale,
+            "k_ref": self.k_ref,
+        }
+
+    def __repr__(self) -> str:
+        feats = "None" if self.features is None else f"<{np.shape(self.features)} features>"
+        return (
+            f"ScalingLawModel(features={feats}, likelihood={self.likelihood!r}, "
+            f"correlated={self.correlated}, fitted={self._idata is not None})"
+        )
+
+    # ------------------------------------------------------------------ fitted state
+    @property
+    def idata(self) -> az.InferenceData:
+        """The InferenceData of the last :meth:`fit` (or of :meth:`load`)."""
+        if self._idata is None:
+            raise ValueError("this ScalingLawModel is not fitted yet; call fit(contributions) first")
+        return self._idata
+
+    @property
+    def population_vars_(self) -> list[str]:
+        """Names of the population-level variables in ``idata.posterior``."""
+        post = self.idata.posterior
+        return [v for v in post.data_vars if "point" not in post[v].dims]
+
+    # ------------------------------------------------------------------ data preparation
+    def _prepare(self, contributions: Contributions) -> dict[str, Any]:
+        if not isinstance(contributions, Contributions):
+            raise ValueError(
+                f"contributions must be a bayescale Contributions table; got {type(contributions).__name__}"
+            )
+        if len(contributions) == 0:
+            raise ValueError("contributions is empty: there is nothing to fit")
+        df = contributions.data
+        order = np.argsort(df["point"].to_numpy(), kind="stable")  # rows grouped by point
+        point = df["point"].to_numpy()[order]
+        k = df["k"].to_numpy(dtype=float)[order]
+        delta = df["delta"].to_numpy(dtype=float)[order]
+        count = df["count"].to_numpy(dtype=float)[order] if "count" in df else np.ones_like(k)
+        points, idx, n_per = np.unique(point, return_inverse=True, return_counts=True)
+        d_scale = float(self.delta_scale) if self.delta_scale is not None else _priors.delta_scale(delta)
+        k_ref = float(self.k_ref) if self.k_ref is not None else _priors.reference_k(k)
+        y = delta / d_scale
+        u = np.log(k / k_ref)
+        X, names, x_mean, x_sd = self._prepare_features(points)
+        defaults = _priors.default_priors(y, u, idx, len(points))
+        return {
+            "point": point, "k": k, "delta": delta, "count": count, "points": points,
+            "idx": idx, "starts": np.r_[0, np.cumsum(n_per)[:-1]], "y": y, "u": u,
+            "log_w": 0.5 * np.log(count), "X": X, "feature_names": names,
+            "x_mean": x_mean, "x_sd": x_sd, "delta_scale": d_scale, "k_ref": k_ref,
+            "priors": _priors.resolve_priors(defaults, self.priors),
+        }
+
+    def _prepare_features(self, points: np.ndarray):
+        if self.features is None:
+            return None, [], None, None
+        f = self.features
+        if isinstance(f, pd.DataFrame):
+            names = [str(c) for c in f.columns]
+            # Align by index when the index names the points (all of them, maybe more);
+            # otherwise the rows are taken in the order of the sorted point ids.
+            if f.index.is_unique and pd.Index(points).isin(f.index).all():
+                f = f.loc[points]
+            X = f.to_numpy()
+        else:
+            X = np.asarray(f)
+            if X.ndim == 1:
+                X = X[:, None]
+            names = [f"x{j}" for j in range(X.shape[1])] if X.ndim == 2 else ["x0"]
+        try:
+            X = np.asarray(X, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError("features must be numeric") from None
+        if X.ndim != 2 or X.shape[1] == 0:
+            raise ValueError(f"features must be a 2-D array (n_points, p) with p >= 1; got shape {X.shape}")
+        if X.shape[0] != len(points):
+            raise ValueError(
+                f"features has {X.shape[0]} rows but the contributions have {len(points)} points; "
+                "give one row per point, in the order of the sorted point ids"
+            )
+        if not np.isfinite(X).all():
+            r, c = np.argwhere(~np.isfinite(X))[0]
+            raise ValueError(f"features must be finite; row {r}, column {names[c]!r} has {X[r, c]}")
+        x_mean = X.mean(axis=0)
+        x_sd = X.std(axis=0)
+        x_sd = np.where(x_sd > 0, x_sd, 1.0)  # a constant column standardizes to zeros
+        return (X - x_mean) / x_sd, names, x_mean, x_sd
+
+    def _standardize_new(self, features_new) -> np.ndarray:
+        names = self._state["feature_names"]
+        if isinstance(features_new, pd.DataFrame):
+            missing = [n for n in names if n not in map(str, features_new.columns)]
+            if missing:
+                raise ValueError(f"features_new lacks column(s) {missing}")
+            features_new = features_new.rename(columns=str)[names].to_numpy()
+        X = np.asarray(features_new, dtype=float)
+        if X.ndim == 1:
+            X = X[None, :] if len(names) > 1 else X[:, None]
+        if X.ndim != 2 or X.shape[1] != len(names):
+            raise ValueError(f"features_new must have {len(names)} columns; got shape {X.shape}")
+        if not np.isfinite(X).all():
+            raise ValueError("features_new must be finite (no NaN or inf)")
+        return (X - self._state["x_mean"]) / self._state["x_sd"]
+
+    # ------------------------------------------------------------------ the PyMC model
+    def build_model(self, contributions: Contributions):
+        """Build (without fitting) the PyMC model for ``contributions``; returns ``pm.Model``.
+
+        Examples
+        --------
+        >>> import bayescale as bs
+        >>> c, _ = bs.simulate_contributions(n_points=3, samples_per_point=4, random_state=0)
+        >>> "alpha_mu" in bs.ScalingLawModel().build_model(c).named_vars
+        True
+        """
+        self._state = self._prepare(contributions)
+        self.model_ = _build_pymc_model(self._state, self.likelihood, self.correlated,
+                                        self._centered_map(), self.harmful_features)
+        return self.model_
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        contributions: Contributions,
+        method: str = "nuts",
+        nuts_sampler: str = "pymc",
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        random_seed: int | None = None,
+        progressbar: bool = True,
+        **kwargs,
+    ) -> az.InferenceData:
+        """Fit the model to ``contributions`` and return the InferenceData.
+
+        Parameters
+        ----------
+        contributions : Contributions
+        method : {"nuts", "advi", "fullrank_advi", "map"}
+        nuts_sampler : {"pymc", "nutpie", "numpyro", "blackjax"}
+            Backend for ``method="nuts"``. nutpie, numpyro and blackjax come with the
+            ``bayescale[fast]`` extra.
+        draws, tune, chains : int
+            NUTS settings. ADVI draws ``draws`` samples from the fitted approximation (one
+            chain); MAP gives one chain with one draw.
+        random_seed : int, optional
+        progressbar : bool
+        **kwargs
+            Passed on: to ``pm.sample`` for NUTS (e.g. ``target_accept``, ``cores``), to
+            ``pm.fit`` for ADVI (e.g. ``n`` iterations, default 30000, ``obj_optimizer``),
+            to ``pm.find_MAP`` for MAP.
+
+        Returns
+        -------
+        arviz.InferenceData
+            Groups posterior, sample_stats (NUTS), observed_data (``delta``, dim obs),
+            constant_data (``k``, ``point``, ``count``; features as ``features``) and
+            log_likelihood (``delta``, dims chain, draw, point: each point's observations
+            summed with the sign marginalized, so ``az.loo`` leaves one point out).
+
+        Examples
+        --------
+        >>> import bayescale as bs
+        >>> c, _ = bs.simulate_contributions(n_points=6, samples_per_point=8, random_state=1)
+        >>> idata = bs.ScalingLawModel().fit(c, method="advi", draws=50, n=500,
+        ...                                  random_seed=0, progressbar=False)
+        >>> idata.posterior["c"].dims
+        ('chain', 'draw', 'point')
+        """
+        import pymc as pm
+
+        if method not in _METHODS:
+            raise ValueError(f"method must be one of {_METHODS}; got {method!r}")
+        if method == "nuts":
+            if nuts_sampler not in _NUTS_SAMPLERS:
+                raise ValueError(f"nuts_sampler must be one of {tuple(_NUTS_SAMPLERS)}; got {nuts_sampler!r}")
+            package = _NUTS_SAMPLERS[nuts_sampler]
+            if package is not None and find_spec(package) is None:
+                raise ImportError(
+                    f"nuts_sampler={nuts_sampler!r} needs the {package!r} package; install it with "
+                    "`pip install 'bayescale[fast]'`"
+                )
+        draws = int(draws)
+        if draws < 1:
+            raise ValueError(f"draws must be >= 1; got {draws}")
+        model = self.build_model(contributions)
+        rng = np.random.default_rng(random_seed)
+        seed = int(rng.integers(2**31 - 1))
+
+        sample_stats = None
+        if method == "nuts":
+            if "nuts" not in kwargs:
+                # Hierarchical funnels: a smaller step than PyMC's 0.8 default avoids the
+                # occasional divergence at a modest cost (docs/benchmarks.md).
+                kwargs.setdefault("target_accept", 0.9)
+            idata = pm.sample(
+                draws=draws, tune=int(tune), chains=int(chains), random_seed=seed,
+                progressbar=progressbar, nuts_sampler=nuts_sampler, model=model,
+                compute_convergence_checks=False, **kwargs,
+            )
+            posterior = idata.posterior
+            sample_stats = idata.get("sample_stats")
+        elif method in ("advi", "fullrank_advi"):
+            kwargs.setdefault("n", 30000)
+            if "callbacks" not in kwargs:
+                # Stop once the variational parameters settle (relative change < 1e-3).
+                kwargs["callbacks"] = [pm.callbacks.CheckParametersConvergence(tolerance=1e-3)]
+            approx = pm.fit(method=method, model=model, random_seed=seed,
+                            progressbar=progressbar, **kwargs)
+            if not np.isfinite(approx.hist).all() or not all(
+                np.isfinite(p.get_value()).all() for p in approx.params
+            ):
+                raise RuntimeError("ADVI diverged to non-finite values; try a smaller learning rate")
+            trace = approx.sample(draws, random_seed=seed + 1, return_inferencedata=True)
+            posterior = trace.posterior
+            self.advi_loss_ = np.asarray(approx.hist)
+        else:
+            point = pm.find_MAP(model=model, progressbar=progressbar, seed=seed, **kwargs)
+            posterior = _dataset_from_point(model, point)
+
+        free = [v.name for v in model.free_RVs]
+        posterior = posterior[[v for v in posterior.data_vars if v in free]]
+        derived, log_lik = _derive(posterior, self._state, self.likelihood, self.correlated,
+                                   self._centered_map(), rng)
+        self._method = method
+        self._idata = self._assemble(derived, log_lik, sample_stats)
+        self._set_fitted_state(contributions)
+        return self._idata
+
+    def _assemble(self, posterior: xr.Dataset, log_lik: xr.DataArray, sample_stats) -> az.InferenceData:
+        s = self._state
+        obs = np.arange(len(s["delta"]))
+        observed = xr.Dataset({"delta": ("obs", s["delta"])}, coords={"obs": obs})
+        const = {"k": ("obs", s["k"].astype(np.int64)), "point": ("obs", s["point"]),
+                 "count": ("obs", s["count"].astype(np.int64))}
+        coords = {"obs": obs}
+        if s["X"] is not None:
+            raw = s["X"] * s["x_sd"] + s["x_mean"]
+            const["features"] = (("feature_row", "feature"), raw)
+            coords["feature"] = s["feature_names"]
+        constant = xr.Dataset(const, coords=coords)
+        config = self.get_config()
+        config.update(
+            format_version=FORMAT_VERSION, bayescale_version=__version__,
+            delta_scale_=s["delta_scale"], k_ref_=s["k_ref"], priors_=_jsonable(s["priors"]),
+            feature_names=s["feature_names"],
+            x_mean=None if s["x_mean"] is None else s["x_mean"].tolist(),
+            x_sd=None if s["x_sd"] is None else s["x_sd"].tolist(),
+            method=self._method,
+        )
+        constant.attrs[_CONFIG_ATTR] = json.dumps(config)
+        groups = {"posterior": posterior, "log_likelihood": log_lik.to_dataset(name="delta"),
+                  "observed_data": observed, "constant_data": constant}
+        if sample_stats is not None:
+            groups["sample_stats"] = sample_stats
+        return az.InferenceData(**groups)
+
+    def _set_fitted_state(self, contributions: Contributions | None = None) -> None:
+        s = self._state
+        self.points_ = np.asarray(s["points"])
+        self.k_observed_ = (int(s["k"].min()), int(s["k"].max()))
+        if contributions is None:  # after load: rebuild the table from the stored groups
+            data = {"point": s["point"], "k": s["k"].astype(np.int64), "delta": s["delta"]}
+            if (s["count"] != 1).any():
+                data["count"] = s["count"].astype(np.int64)
+            contributions = Contributions(pd.DataFrame(data))
+        self.contributions_ = contributions
+        self.k_ref_ = s["k_ref"]
+        self.delta_scale_ = s["delta_scale"]
+        self.priors_ = s["priors"]
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, k, points=None) -> xr.DataArray:
+        """Posterior draws of ψ_k = c·k^(−α) for fitted points.
+
+        Parameters
+        ----------
+        k : float or array_like of float
+            Dataset sizes, all > 0 (any size, not only the observed range).
+        points : array_like of int, optional
+            Point ids; default all fitted points.
+
+        Returns
+        -------
+        xarray.DataArray
+            Named ``psi``, dims (chain, draw, point, k).
+
+        Examples
+        --------
+        >>> import bayescale as bs
+        >>> c, _ = bs.simulate_contributions(n_points=4, samples_per_point=6, random_state=0)
+        >>> m = bs.ScalingLawModel(); _ = m.fit(c, method="map", progressbar=False)
+        >>> m.predict(500, points=[0, 2]).shape
+        (1, 1, 2, 1)
+        """
+        post = self.idata.posterior
+        k = _check_k(k)
+        c = post["c"]
+        alpha = post["alpha"]
+        if points is not None:
+            points = np.atleast_1d(np.asarray(points))
+            unknown = np.setdiff1d(points, post["point"].values)
+            if unknown.size:
+                raise ValueError(f"points not in the fitted model: {unknown[:10].tolist()}")
+            c = c.sel(point=points)
+            alpha = alpha.sel(point=points)
+        kk = xr.DataArray(k, dims="k", coords={"k": k})
+        psi = c * kk ** (-alpha)
+        return psi.transpose("chain", "draw", "point", "k").rename("psi")
+
+    def predict_new(self, features_new, k, *, random_seed: int | None = None) -> xr.DataArray:
+        """Posterior predictive draws of ψ_k for points never measured.
+
+        Each draw of the population (means, feature effects, scales, correlation, π) yields
+        one new point's (ℓ, α, sign); this is the Bayesian form of the paper's amortized
+        estimator.
+
+        Parameters
+        ----------
+        features_new : array_like or DataFrame of shape (n_new, p), or int
+            Features of the new points (same columns as at fit). For a model without
+            features pass the number of new points (or an (n_new, 0) array).
+        k : float or array_like of float
+            Dataset sizes, all > 0.
+        random_seed : int, optional, keyword-only
+
+        Returns
+        -------
+        xarray.DataArray
+            Named ``psi``, dims (chain, draw, point, k); point = 0..n_new−1.
+
+        Examples
+        --------
+        >>> import bayescale as bs
+        >>> c, _ = bs.simulate_contributions(n_points=5, samples_per_point=6, random_state=0)
+        >>> m = bs.ScalingLawModel(); _ = m.fit(c, method="map", progressbar=False)
+        >>> m.predict_new(3, [100, 1000]).sizes["point"]
+        3
+        """
+        post = self.idata.posterior
+        k = _check_k(k)
+        s = self._state
+        if s["feature_names"]:
+            if features_new is None or np.isscalar(features_new):
+                raise ValueError("this model has features: features_new must be an (n_new, p) array")
+            X = self._standardize_new(features_new)
+        else:
+            if features_new is not None and np.isscalar(features_new):
+                n_new = int(features_new)
+            elif features_new is not None:
+                n_new = int(np.asarray(features_new).reshape(len(features_new), -1).shape[0])
+            else:
+                raise ValueError("features_new must be the number of new points for a model without features")
+            if n_new < 1:
+                raise ValueError(f"features_new must ask for at least one point; got {n_new}")
+            X = np.zeros((n_new, 0))
+        rng = np.random.default_rng(random_seed)
+        n_new = X.shape[0]
+        shape = (post.sizes["chain"], post.sizes["draw"], n_new)
+        theta = {}
+        z = {b: rng.standard_normal(shape) for b in ("ell", "alpha")}
+        for b in ("ell", "alpha"):
+            theta[b] = _pop_mean(post, b, X) + post[f"{b}_tau"].values[..., None] * _mix(post, b, z, self.correlated)
+        lp, l1mp = _log_pi(post, X)
+        harmful = rng.random(shape) < np.exp(l1mp)
+        kk = np.asarray(k)
+        mag = np.exp(theta["ell"][..., None] - theta["alpha"][..., None] * np.log(kk / s["k_ref"]))
+        psi = np.where(harmful[..., None], -mag, mag) * s["delta_scale"]
+        return xr.DataArray(
+            psi, dims=("chain", "draw", "point", "k"),
+            coords={"chain": post["chain"].values, "draw": post["draw"].values,
+                    "point": np.arange(n_new), "k": k},
+            name="psi",
+        )
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted model (InferenceData + configuration in attrs) to a netCDF file.
+
+        Examples
+        --------
+        >>> import bayescale as bs, tempfile, os
+        >>> c, _ = bs.simulate_contributions(n_points=4, samples_per_point=6, random_state=0)
+        >>> m = bs.ScalingLawModel(); _ = m.fit(c, method="map", progressbar=False)
+        >>> p = m.save(os.path.join(tempfile.mkdtemp(), "m.nc"))
+        >>> bs.ScalingLawModel.load(p).points_.tolist() == m.points_.tolist()
+        True
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.idata.to_netcdf(str(path))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ScalingLawModel:
+        """Read a model written by :meth:`save`; it predicts exactly as the saved one did.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``path`` does not exist.
+        ValueError
+            If the file was not written by ``ScalingLawModel.save`` or by a bayescale with an
+            incompatible file format.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no saved model at {path}")
+        idata = az.from_netcdf(str(path))
+        const = idata.get("constant_data")
+        raw = None if const is None else const.attrs.get(_CONFIG_ATTR)
+        if raw is None:
+            raise ValueError(f"{path} was not written by ScalingLawModel.save (no {_CONFIG_ATTR!r} attribute)")
+        config = json.loads(raw)
+        fmt = config.get("format_version")
+        if fmt != FORMAT_VERSION:
+            raise ValueError(
+                f"{path} was saved by bayescale {config.get('bayescale_version', '?')} in model format "
+                f"{fmt}; this bayescale {__version__} reads format {FORMAT_VERSION}. Refit the model "
+                "with this version (or load it with the version that wrote it)."
+            )
+        features = None
+        if "features" in const:
+            features = const["features"].values
+        model = cls(
+            features=features, likelihood=config["likelihood"], priors=config["priors"],
+            correlated=config["correlated"], centered=config["centered"],
+            harmful_features=config["harmful_features"], delta_scale=config["delta_scale"],
+            k_ref=config["k_ref"],
+        )
+        point = const["point"].values
+        k = const["k"].values.astype(float)
+        delta = idata.observed_data["delta"].values
+        count = const["count"].values.astype(float) if "count" in const else np.ones_like(k)
+        points, idx = np.unique(point, return_inverse=True)
+        x_mean = None if config["x_mean"] is None else np.asarray(config["x_mean"])
+        x_sd = None if config["x_sd"] is None else np.asarray(config["x_sd"])
+        model._state = {
+            "point": point, "k": k, "delta": delta, "count": count, "points": points, "idx": idx,
+            "delta_scale": config["delta_scale_"], "k_ref": config["k_ref_"],
+            "priors": {key: tuple(v) if isinstance(v, list) else v for key, v in config["priors_"].items()},
+            "feature_names": config["feature_names"], "x_mean": x_mean, "x_sd": x_sd,
+            "X": None if features is None else (features - x_mean) / x_sd,
+        }
+        model._idata = idata
+        model._method = config.get("method")
+        model._set_fitted_state()
+        return model
+
+
+# ====================================================================== model graph
+def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict, harmful_features: bool):
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    pr = s["priors"]
+    X = s["X"]
+    n = len(s["points"])
+    coords = {"point": s["points"]}
+    if X is not None:
+        coords["feature"] = s["feature_names"]
+    idx = s["idx"]
+    with pm.Model(coords=coords) as model:
+        theta = {}
+        taus = {}
+        means = {}
+        for b in _priors.BLOCKS:
+            mu = pm.Normal(f"{b}_mu", *pr[f"{b}_mu"])
+            taus[b] = pm.HalfNormal(f"{b}_tau", pr[f"{b}_tau"])
+            means[b] = mu
+            if X is not None:
+                B = pm.Normal(f"{b}_B", 0.0, pr[f"{b}_B"], dims="feature")
+                means[b] = mu + pt.dot(X, B)
+        if correlated:
+            r = pm.Beta("ell_alpha_r", pr["lkj_eta"], pr["lkj_eta"])
+            rho = 2.0 * r - 1.0
+            z_ell = pm.Normal("ell_z", 0.0, 1.0, dims="point")
+            z_alpha = pm.Normal("alpha_z", 0.0, 1.0, dims="point")
+            theta["ell"] = means["ell"] + taus["ell"] * z_ell
+            theta["alpha"] = means["alpha"] + taus["alpha"] * (rho * z_ell + pt.sqrt(1.0 - rho**2) * z_alpha)
+        for b in _priors.BLOCKS:
+            if b in theta:
+                continue
+            if centered[b]:
+                theta[b] = pm.Normal(b, means[b], taus[b], dims="point")
+            else:
+                theta[b] = means[b] + taus[b] * pm.Normal(f"{b}_z", 0.0, 1.0, dims="point")
+        logit = pm.Normal("pi_intercept", *pr["pi_intercept"])
+        if X is not None and harmful_features:
+            logit = logit + pt.dot(X, pm.Normal("pi_B", 0.0, pr["pi_B"], dims="feature"))
+        log_pi = -pt.softplus(-logit) * pt.ones(n)
+        log_1mpi = -pt.softplus(logit) * pt.ones(n)
+        nu = None
+        if likelihood == "studentt":
+            nu = 1.0 + pm.Gamma("nu_minus_1", alpha=pr["nu"][0], beta=pr["nu"][1])
+        y, u, log_w = s["y"], s["u"], s["log_w"]
+        eta = pt.clip(theta["ell"][idx] - theta["alpha"][idx] * u, -_CLIP_MEAN, _CLIP_MEAN)
+        log_sd = pt.clip(theta["log_s"][idx] - 0.5 * theta["beta"][idx] * u - log_w,
+                         -_CLIP_LOGSD, _CLIP_LOGSD)
+        branch_pos, branch_neg = _branch_sums(pt, y, eta, log_sd, idx, n, nu)
+        ll = _guarded_logaddexp(pt, log_pi + branch_pos, log_1mpi + branch_neg)
+        pm.Potential("loglik", ll.sum())
+    return model
+
+
+def _segment_sum(pt, values, idx, n):
+    # Per-point sums over the ragged table; the gradient is a gather, so this stays cheap.
+    return pt.inc_subtensor(pt.zeros(n)[idx], values)
+
+
+def _branch_sums(pt, y, eta, log_sd, idx, n, nu):
+    """Per-point log-likelihood of the + and − sign branches (symbolic)."""
+    mu = pt.exp(eta)
+    if nu is None:
+        inv_var = pt.exp(-2.0 * log_sd)
+        common = -0.5 * (y**2 + mu**2) * inv_var - log_sd - 0.5 * np.log(2 * np.pi)
+        cross = y * mu * inv_var  # log N(y|+ψ) − log N(y|−ψ) = 2·cross
+        C = _segment_sum(pt, common, idx, n)
+        A = _segment_sum(pt, cross, idx, n)
+        return C + A, C - A
+    from pytensor.tensor.special import gammaln  # noqa: PLC0415 - only for Student-t
+
+    const = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * pt.log(nu * np.pi) - log_sd
+    inv_sd = pt.exp(-log_sd)
+    pos = const - 0.5 * (nu + 1) * pt.log1p(((y - mu) * inv_sd) ** 2 / nu)
+    neg = const - 0.5 * (nu + 1) * pt.log1p(((y + mu) * inv_sd) ** 2 / nu)
+    return _segment_sum(pt, pos, idx, n), _segment_sum(pt, neg, idx, n)
+
+
+def _guarded_logaddexp(pt, a, b):
+    # log(e^a + e^b) shifted by the max; when the max is ±inf (both branches −inf, or an
+    # overflow) the shift is replaced by 0 so the result is −inf/+inf instead of NaN.
+    m = pt.maximum(a, b)
+    m = pt.switch(pt.isinf(m), 0.0, m)
+    return m + pt.log(pt.exp(a - m) + pt.exp(b - m))
+
+
+# ====================================================================== post-processing (numpy)
+def _dataset_from_point(model, point: dict) -> xr.Dataset:
+    """A one-chain, one-draw posterior from a MAP point."""
+    data = {}
+    for rv in model.free_RVs:
+        dims = model.named_vars_to_dims.get(rv.name, ())
+        value = np.asarray(point[rv.name])
+        data[rv.name] = (("chain", "draw", *dims), value[None, None, ...])
+    coords = {k: np.asarray(v) for k, v in model.coords.items()}
+    coords.update(chain=[0], draw=[0])
+    return xr.Dataset(data, coords=coords)
+
+
+def _pop_mean(post: xr.Dataset, b: str, X: np.ndarray) -> np.ndarray:
+    """μ_b + B_b·x for every draw: shape (chain, draw, n_rows of X)."""
+    mean = post[f"{b}_mu"].values[..., None]
+    if X.shape[1] and f"{b}_B" in post:
+        mean = mean + np.einsum("cdf,nf->cdn", post[f"{b}_B"].values, X)
+    return np.broadcast_to(mean, (*mean.shape[:2], X.shape[0]))
+
+
+def _mix(post: xr.Dataset, b: str, z: dict, correlated: bool) -> np.ndarray:
+    """The standardized deviation of block b; mixes z_ell into α under the LKJ option."""
+    if not correlated or b == "ell":
+        return z[b]
+    rho = post["ell_alpha_corr"].values[..., None]
+    return rho * z["ell"] + np.sqrt(1.0 - rho**2) * z["alpha"]
+
+
+def _log_pi(post: xr.Dataset, X: np.ndarray):
+    logit = post["pi_intercept"].values[..., None]
+    if X.shape[1] and "pi_B" in post:
+        logit = logit + np.einsum("cdf,nf->cdn", post["pi_B"].values, X)
+    logit = np.broadcast_to(logit, (*logit.shape[:2], X.shape[0]))
+    return -np.logaddexp(0.0, -logit), -np.logaddexp(0.0, logit)
+
+
+def _derive(posterior: xr.Dataset, s: dict, likelihood: str, correlated: bool, centered: dict, rng):
+    """Add per-point and paper-scale quantities; compute the per-point log-likelihood.
+
+    Vectorized over draws, in chunks so that memory stays at a few tens of MB whatever the
+    number of draws and observations.
+    """
+    post = posterior.copy()
+    X = s["X"] if s["X"] is not None else np.zeros((len(s["points"]), 0))
+    if correlated:
+        post["ell_alpha_corr"] = 2.0 * post["ell_alpha_r"] - 1.0
+    z = {b: post[f"{b}_z"].values for b in _priors.BLOCKS if f"{b}_z" in post}
+    theta = {}
+    for b in _priors.BLOCKS:
+        if b in post:
+            theta[b] = post[b].values
+        else:
+            theta[b] = _pop_mean(post, b, X) + post[f"{b}_tau"].values[..., None] * _mix(post, b, z, correlated)
+    log_pi, log_1mpi = _log_pi(post, X)
+    nu = 1.0 + post["nu_minus_1"].values if likelihood == "studentt" else None
+    if nu is not None:
+        post["nu"] = post["nu_minus_1"] + 1.0
+
+    n_chain, n_draw, n_pt = theta["ell"].shape
+    flat = {b: v.reshape(n_chain * n_draw, n_pt) for b, v in theta.items()}
+    lp_f = log_pi.reshape(-1, n_pt)
+    l1_f = log_1mpi.reshape(-1, n_pt)
+    nu_f = None if nu is None else nu.reshape(-1)
+    n_obs = len(s["y"])
+    chunk = max(1, int(4e6 // max(n_obs, 1)))
+    ll = np.empty((n_chain * n_draw, n_pt))
+    p_harm = np.empty_like(ll)
+    for lo in range(0, n_chain * n_draw, chunk):
+        sl = slice(lo, lo + chunk)
+        pos, neg = _branch_sums_np(s, {b: v[sl] for b, v in flat.items()},
+                                   None if nu_f is None else nu_f[sl])
+        a = lp_f[sl] + pos
+        bneg = l1_f[sl] + neg
+        ll[sl] = np.logaddexp(a, bneg)
+        # P(sign = −1 | θ, data): the conditional posterior of the marginalized latent.
+        p_harm[sl] = np.exp(bneg - ll[sl])
+    p_harm = p_harm.reshape(n_chain, n_draw, n_pt)
+    sign = np.where(rng.random(p_harm.shape) < p_harm, -1.0, 1.0)
+
+    dims = ("chain", "draw", "point")
+    k_ref, d = s["k_ref"], s["delta_scale"]
+    for b in _priors.BLOCKS:
+        if b not in post:
+            post[b] = (dims, theta[b])
+    post["pi"] = (dims, np.exp(log_pi))
+    post["c"] = (dims, sign * np.exp(theta["ell"]) * k_ref ** theta["alpha"] * d)
+    post["sigma"] = (dims, np.exp(theta["log_s"]) * k_ref ** (0.5 * theta["beta"]) * d)
+    post["p_harmful"] = (dims, p_harm)
+    log_lik = xr.DataArray(ll.reshape(n_chain, n_draw, n_pt), dims=dims,
+                           coords={"chain": post["chain"], "draw": post["draw"], "point": post["point"]})
+    return post, log_lik
+
+
+def _branch_sums_np(s: dict, theta: dict, nu):
+    """numpy twin of :func:`_branch_sums` for a chunk of draws: arrays (draws, points)."""
+    idx, y, u, starts = s["idx"], s["y"], s["u"], s["starts"]
+    eta = np.clip(theta["ell"][:, idx] - theta["alpha"][:, idx] * u, -_CLIP_MEAN, _CLIP_MEAN)
+    log_sd = np.clip(theta["log_s"][:, idx] - 0.5 * theta["beta"][:, idx] * u - s["log_w"],
+                     -_CLIP_LOGSD, _CLIP_LOGSD)
+    mu = np.exp(eta)
+    if nu is None:
+        inv_var = np.exp(-2.0 * log_sd)
+        common = -0.5 * (y**2 + mu**2) * inv_var - log_sd - 0.5 * np.log(2 * np.pi)
+        C = np.add.reduceat(common, starts, axis=1)
+        A = np.add.reduceat(y * mu * inv_var, starts, axis=1)
+        return C + A, C - A
+    from scipy.special import gammaln
+
+    nu = nu[:, None]
+    const = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi) - log_sd
+    inv_sd = np.exp(-log_sd)
+    pos = const - 0.5 * (nu + 1) * np.log1p(((y - mu) * inv_sd) ** 2 / nu)
+    neg = const - 0.5 * (nu + 1) * np.log1p(((y + mu) * inv_sd) ** 2 / nu)
+    return np.add.reduceat(pos, starts, axis=1), np.add.reduceat(neg, starts, axis=1)
+
+
+# ====================================================================== small helpers
+def _check_k(k) -> np.ndarray:
+    try:
+        k = np.atleast_1d(np.asarray(k, dtype=float))
+    except (TypeError, ValueError):
+        raise ValueError(f"k must be a number or an array of numbers; got {k!r}") from None
+    if k.ndim != 1 or k.size == 0:
+        raise ValueError(f"k must be a number or a 1-D array of sizes; got shape {k.shape}")
+    if not np.isfinite(k).all() or (k <= 0).any():
+        raise ValueError(f"k must be positive and finite; got {k[~(np.isfinite(k) & (k > 0))][:5].tolist()}")
+    return k
+
+
+def _jsonable(obj):
+    if obj is None:
+        return None
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))

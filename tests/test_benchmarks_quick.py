@@ -1,0 +1,51 @@
+"""Smoke test: ``benchmarks/accuracy.py --quick`` runs end to end and writes its outputs.
+
+The quick profile is tiny (a few breast-cancer points, ADVI), so its numbers mean nothing;
+the test checks that every stage runs (truth, training observations, the three baselines,
+both Bayesian models, metrics, the regression case, table and figure) and that the outputs
+are well formed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "accuracy.py"
+ESTIMATORS = {"monte_carlo", "log_regression", "mle", "bayes", "bayes_features"}
+
+
+def test_accuracy_quick_runs_end_to_end(tmp_path):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--out-dir", str(out), "--cache-dir", str(cache)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "split-half R²" in proc.stdout  # the truth's reliability is printed
+
+    report = json.loads((out / "accuracy_quick.json").read_text())
+    (case,) = report["cases"]
+    assert len(case["grid"]) >= 6
+    results = case["results"]
+    assert {r["estimator"] for r in results} == ESTIMATORS
+    for r in results:
+        assert np.isfinite(r["r2_mean"]) and np.isfinite(r["r2_dv"]) and r["fit_s"] >= 0
+        assert -1 <= r["spearman_mean"] <= 1
+        if r["estimator"] in ("bayes", "bayes_features"):
+            assert 0 <= r["coverage90"] <= 1
+    assert case["sign_changes"]["raw"] >= case["sign_changes"]["significant"] >= 0
+    reg = report["regression"]
+    assert reg["alpha_mu_q05"] <= reg["alpha_mu_mean"] <= reg["alpha_mu_q95"]
+
+    md = (out / "accuracy.md").read_text()
+    assert md.startswith("## Accuracy against the paper's estimators")
+    assert "| 8 | MLE |" in md and "| target | measured | met |" in md
+    assert (out / "accuracy_r2_quick.png").stat().st_size > 0
+    # The cache makes a rerun skip all sampling: the truth and training tables are on disk.
+    assert any(cache.rglob("truth_*.parquet")) and any(cache.rglob("train_*.parquet"))

@@ -1,0 +1,165 @@
+"""The ``bayescale`` command: usage errors, one-line input errors, and the subcommands."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import bayescale as bs
+from bayescale.cli import build_parser, main
+
+
+def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    """Run the command in a fresh interpreter: checks the real exit status and streams."""
+    env = {**os.environ}
+    env.pop("BAYESCALE_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "bayescale.cli", *args],
+        capture_output=True, text=True, cwd=cwd, env=env, timeout=300,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, pattern: str) -> None:
+    import re
+
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr  # one clear line, no traceback
+    assert lines[0].startswith("bayescale: error: ")
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+# --------------------------------------------------------------------------- usage
+def test_version():
+    proc = run_cli("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"bayescale {bs.__version__}"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["frobnicate"], ["run"], ["sample", "--dataset", "wine"], ["fit"],
+     ["sample", "--dataset", "wine", "--learner", "ridge", "--k-range", "10"],
+     ["value", "m.nc", "--top", "many"]],
+    ids=["none", "unknown-command", "run-no-spec", "sample-no-learner", "fit-no-table",
+         "k-range-one-int", "top-not-int"],
+)
+def test_usage_errors_print_usage_and_fail(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code != 0
+    assert "usage: bayescale" in capsys.readouterr().err
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("demo", "run", "sample", "fit", "value"):
+        assert cmd in out
+
+
+def test_parser_defaults():
+    args = build_parser().parse_args(["demo"])
+    assert args.out == "bayescale-demo"
+
+
+# --------------------------------------------------------------------------- input errors
+def test_missing_spec_file(tmp_path):
+    proc = run_cli("run", str(tmp_path / "nope.toml"))
+    assert_one_line_error(proc, r"spec file not found: .*nope\.toml")
+
+
+def test_spec_with_unknown_key(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text('[data]\ndataset = "wine"\n[learner]\nname = "logistic_regression"\n'
+                    "[sampling]\nsamples = 3\n")
+    proc = run_cli("run", str(spec))
+    assert_one_line_error(proc, r"unknown key 'sampling\.samples'")
+
+
+def test_spec_with_unknown_dataset_or_learner(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text('[data]\ndataset = "mnist"\n[learner]\nname = "logistic_regression"\n')
+    assert_one_line_error(run_cli("run", str(spec)), r"unknown dataset 'mnist'")
+    spec.write_text('[data]\ndataset = "wine"\n[learner]\nname = "xgboost"\n')
+    assert_one_line_error(run_cli("run", str(spec)), r"unknown learner 'xgboost'")
+
+
+def test_unwritable_output_dir(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    # A path below a regular file can never be created, even as root.
+    proc = run_cli("run", "models/demo.toml", "--out", str(blocker / "out"),
+                   cwd=Path(__file__).resolve().parents[1])
+    assert_one_line_error(proc, r"cannot write to output directory")
+
+
+def test_sample_input_errors(tmp_path):
+    assert_one_line_error(
+        run_cli("sample", "--dataset", "mnist", "--learner", "ridge"), r"unknown dataset 'mnist'"
+    )
+    assert_one_line_error(
+        run_cli("sample", "--dataset", "wine", "--learner", "xgboost",
+                "--out", str(tmp_path / "c.parquet")),
+        r"unknown learner 'xgboost'",
+    )
+    assert_one_line_error(
+        run_cli("sample", "--dataset", "wine", "--learner", "ridge",
+                "--out", str(tmp_path / "c.parquet")),
+        r"'ridge' does not support classification",
+    )
+
+
+def test_fit_and_value_missing_files(tmp_path):
+    assert_one_line_error(run_cli("fit", str(tmp_path / "c.parquet")), "contributions file not found")
+    assert_one_line_error(run_cli("value", str(tmp_path / "m.nc")), "model file not found")
+
+
+# --------------------------------------------------------------------------- the pipeline
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """sample -> fit -> value through main(), in-process so PyTensor compiles once."""
+    d = tmp_path_factory.mktemp("cli")
+    table, model, values = d / "c.parquet", d / "m.nc", d / "v.csv"
+    rc = main(["sample", "--dataset", "wine", "--learner", "logistic_regression",
+               "--param", "C=0.5", "--k-range", "12", "40", "-m", "4", "--points", "6",
+               "--out", str(table), "--no-progress"])
+    assert rc == 0
+    rc = main(["fit", str(table), "--method", "advi", "--draws", "100", "--out", str(model),
+               "--no-progress"])
+    assert rc == 0
+    rc = main(["value", str(model), "--out", str(values), "--top", "2"])
+    assert rc == 0
+    return table, model, values
+
+
+def test_sample_writes_the_table(pipeline):
+    table, _, _ = pipeline
+    c = bs.Contributions.read_parquet(table)
+    assert c.n_points == 6
+    assert 12 <= c.k_range[0] and c.k_range[1] <= 40
+    assert c.metadata["dataset"] == "wine"
+
+
+def test_fit_and_value_write_outputs(pipeline, capsys):
+    table, model, values = pipeline
+    m = bs.ScalingLawModel.load(model)
+    assert len(m.points_) == 6
+    v = pd.read_csv(values)
+    assert len(v) == 6 and {"mean", "hdi_low", "hdi_high", "p_harmful"} <= set(v.columns)
+
+
+def test_value_with_beta_weights(pipeline, tmp_path, capsys):
+    _, model, _ = pipeline
+    out = tmp_path / "beta.csv"
+    assert main(["value", str(model), "--weights", "beta:4,1", "--n", "80", "--out", str(out)]) == 0
+    assert len(pd.read_csv(out)) == 6
+    assert main(["value", str(model), "--weights", "beta:4", "--out", str(out)]) == 2
+    assert "beta:A,B" in capsys.readouterr().err
