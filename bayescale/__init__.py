@@ -31,6 +31,11 @@ _LAZY = {
     "ScalingLawModel": "model",
     "value": "valuation",
     "value_at": "valuation",
+    "p_harmful": "valuation",
+    "semivalue_weights": "valuation",
+    "ExtrapolationWarning": "valuation",
+    "Selection": "selection",
+    "gain_curve": "selection",
     "select": "selection",
     "point_addition": "selection",
     "baselines": None,
@@ -60,10 +65,11 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    # ruff: noqa: F401
     from . import baselines, datasets, plots, priors, simulate
     from .contributions import sample_contributions
     from .data import Contributions, data_fingerprint
     from .model import ScalingLawModel
-    from .selection import point_addition, select
+    from .selection import Selection, gain_curve, point_addition, select
     from .simulate import simulate_contributions, true_psi
-    from .valuation import value, value_at
+    from .valuation import ExtrapolationWarning, p_harmful, semivalue_weights, value, value_at

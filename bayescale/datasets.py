@@ -80,15 +80,15 @@ class _Spec:
     n_train: int
     n_val: int  # the test split is what remains
     description: str
+    # Applied after splitting, so a relabelled dataset keeps its parent's split.
+    relabel: Callable[[np.ndarray], np.ndarray] | None = None
 
 
-def _sk(loader_name: str, relabel: Callable[[np.ndarray], np.ndarray] | None = None):
+def _sk(loader_name: str):
     def load():
         bunch = getattr(skdatasets, loader_name)()
         X = np.asarray(bunch.data, dtype=float)
         y = np.asarray(bunch.target)
-        if relabel is not None:
-            y = relabel(y)
         names = [str(n) for n in getattr(bunch, "feature_names", [])] or [
             f"x{j}" for j in range(X.shape[1])
         ]
@@ -109,10 +109,10 @@ _SPECS: dict[str, _Spec] = {
         "train 1000 / val 400 / test 397.",
     ),
     "digits_binary": _Spec(
-        _sk("load_digits", relabel=lambda y: (y >= 5).astype(np.int64)), "classification",
-        1000, 400,
-        "8x8 handwritten digits as a binary task, digit >= 5 (label 1) vs digit < 5 (label 0); "
-        "train 1000 / val 400 / test 397.",
+        _sk("load_digits"), "classification", 1000, 400,
+        "8x8 handwritten digits as a binary task, digit >= 5 (label 1) vs digit < 5 (label 0), "
+        "with the same split as 'digits'; train 1000 / val 400 / test 397.",
+        relabel=lambda y: (y >= 5).astype(np.int64),
     ),
     "wine": _Spec(
         _sk("load_wine"), "classification", 90, 44,
@@ -182,6 +182,8 @@ def load_dataset(name: str, random_state: int = 0) -> Dataset:
     X_val, X_test, y_val, y_test = train_test_split(
         X_rest, y_rest, train_size=spec.n_val, random_state=random_state, stratify=strat_rest
     )
+    if spec.relabel is not None:
+        y_train, y_val, y_test = (spec.relabel(a) for a in (y_train, y_val, y_test))
     mean = X_train.mean(axis=0)
     scale = X_train.std(axis=0)
     # Digits has pixels that are always 0 in the training split: centre them but do not

@@ -101,8 +101,7 @@ def plot_scaling_curves(
     if int(n_bins) < 1:
         raise ValueError(f"n_bins must be >= 1; got {n_bins!r}")
     post = _posterior(model)
-    if points is None:
-        points = post.points[:max_points]
+    points = post.points[:max_points] if points is None else pd.unique(np.atleast_1d(points))
     post = _subset_points(post, points)
     lo, hi = post.k_observed
     ks = np.geomspace(lo, max(hi, lo + 1), 60) if k_grid is None else np.asarray(k_grid, float)

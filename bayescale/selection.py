@@ -97,7 +97,7 @@ def _check_balance(balance: str) -> str:
 # ---------------------------------------------------------------------------------------
 # select
 # ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class Selection:
     """The result of :func:`select`.
 

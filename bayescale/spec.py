@@ -566,20 +566,27 @@ def point_features(dataset, points: np.ndarray, kind: str) -> np.ndarray | None:
     --------
     >>> from bayescale.datasets import load_dataset
     >>> ds = load_dataset("wine")
-    >>> point_features(ds, np.array([0, 1]), "X+label").shape[0]
-    2
+    >>> point_features(ds, np.array([0, 1]), "X+label").shape
+    (2, 15)
     """
+    import pandas as pd
+
     if kind == "none":
         return None
-    X = np.asarray(dataset.X_train)[points]
+    points = np.asarray(points)
+    # A DataFrame indexed by point id, so the model aligns rows by id and names its effects.
+    X = pd.DataFrame(
+        np.asarray(dataset.X_train)[points], index=points, columns=list(dataset.feature_names)
+    )
     if kind == "X":
         return X
     if kind == "X+label":
         y = np.asarray(dataset.y_train)[points]
         classes = np.unique(np.asarray(dataset.y_train))
         # Drop the first class: an intercept already carries it (avoids a collinear column).
-        onehot = (y[:, None] == classes[None, 1:]).astype(float)
-        return np.hstack([X, onehot])
+        for cls in classes[1:]:
+            X[f"label={cls}"] = (y == cls).astype(float)
+        return X
     raise ValueError(f"features must be 'none', 'X' or 'X+label'; got {kind!r}")
 
 

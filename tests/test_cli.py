@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +25,15 @@ def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     )
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess, pattern: str) -> None:
-    import re
+def call(capsys, *args: str) -> subprocess.CompletedProcess:
+    """Run main() in-process (no interpreter start-up) and capture like a subprocess."""
+    capsys.readouterr()
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, rc, out, err)
 
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, pattern: str) -> None:
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr  # one clear line, no traceback
@@ -72,6 +79,7 @@ def test_parser_defaults():
 
 # --------------------------------------------------------------------------- input errors
 def test_missing_spec_file(tmp_path):
+    # A real process: the exit status and a stderr free of any traceback.
     proc = run_cli("run", str(tmp_path / "nope.toml"))
     assert_one_line_error(proc, r"spec file not found: .*nope\.toml")
 
@@ -84,42 +92,51 @@ def test_spec_with_unknown_key(tmp_path):
     assert_one_line_error(proc, r"unknown key 'sampling\.samples'")
 
 
-def test_spec_with_unknown_dataset_or_learner(tmp_path):
+def test_spec_with_unknown_dataset_or_learner(tmp_path, capsys):
     spec = tmp_path / "s.toml"
     spec.write_text('[data]\ndataset = "mnist"\n[learner]\nname = "logistic_regression"\n')
-    assert_one_line_error(run_cli("run", str(spec)), r"unknown dataset 'mnist'")
+    assert_one_line_error(call(capsys, "run", str(spec)), r"unknown dataset 'mnist'")
     spec.write_text('[data]\ndataset = "wine"\n[learner]\nname = "xgboost"\n')
-    assert_one_line_error(run_cli("run", str(spec)), r"unknown learner 'xgboost'")
+    assert_one_line_error(call(capsys, "run", str(spec)), r"unknown learner 'xgboost'")
 
 
-def test_unwritable_output_dir(tmp_path):
+def test_unwritable_output_dir(tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     # A path below a regular file can never be created, even as root.
-    proc = run_cli("run", "models/demo.toml", "--out", str(blocker / "out"),
-                   cwd=Path(__file__).resolve().parents[1])
+    demo = str(Path(__file__).resolve().parents[1] / "models" / "demo.toml")
+    proc = call(capsys, "run", demo, "--out", str(blocker / "out"))
+    assert_one_line_error(proc, r"cannot write to output directory")
+    proc = call(capsys, "demo", "--out", str(blocker / "out"))
     assert_one_line_error(proc, r"cannot write to output directory")
 
 
-def test_sample_input_errors(tmp_path):
+def test_sample_input_errors(tmp_path, capsys):
     assert_one_line_error(
-        run_cli("sample", "--dataset", "mnist", "--learner", "ridge"), r"unknown dataset 'mnist'"
+        call(capsys, "sample", "--dataset", "mnist", "--learner", "ridge"),
+        r"unknown dataset 'mnist'",
     )
+    out = str(tmp_path / "c.parquet")
     assert_one_line_error(
-        run_cli("sample", "--dataset", "wine", "--learner", "xgboost",
-                "--out", str(tmp_path / "c.parquet")),
+        call(capsys, "sample", "--dataset", "wine", "--learner", "xgboost", "--out", out),
         r"unknown learner 'xgboost'",
     )
     assert_one_line_error(
-        run_cli("sample", "--dataset", "wine", "--learner", "ridge",
-                "--out", str(tmp_path / "c.parquet")),
+        call(capsys, "sample", "--dataset", "wine", "--learner", "ridge", "--out", out),
         r"'ridge' does not support classification",
     )
+    assert_one_line_error(
+        call(capsys, "sample", "--dataset", "wine", "--learner", "logistic_regression",
+             "--param", "Cee=1", "--out", out),
+        r"unexpected keyword argument 'Cee'",
+    )
+    assert not Path(out).exists()
 
 
-def test_fit_and_value_missing_files(tmp_path):
-    assert_one_line_error(run_cli("fit", str(tmp_path / "c.parquet")), "contributions file not found")
-    assert_one_line_error(run_cli("value", str(tmp_path / "m.nc")), "model file not found")
+def test_fit_and_value_missing_files(tmp_path, capsys):
+    assert_one_line_error(call(capsys, "fit", str(tmp_path / "c.parquet")),
+                          "contributions file not found")
+    assert_one_line_error(call(capsys, "value", str(tmp_path / "m.nc")), "model file not found")
 
 
 # --------------------------------------------------------------------------- the pipeline

@@ -261,15 +261,19 @@ def test_designs_agree_on_logistic_regression(clf_data):
 
 
 def test_warm_start_and_exact_updates_match_cold_fits(clf_data, reg_data):
-    # Warm starts stop at a tenth of tol: per-observation Δ must match cold refits on the same
-    # bases up to solver error, which is far below the spread of Δ itself.
+    # Same bases, three routes to U(D ∪ {z}): cold sklearn refits (tol 1e-4), warm starts
+    # (stopping at a tenth of tol) and Newton solves to 1e-10. Per observation they may differ
+    # by solver error only, which must stay far below the spread of Δ itself.
     common = dict(points=range(6), k_range=(30, 60), samples_per_point=5, design="shared")
-    warm = _sample(clf_data, warm_start="auto", **common)
-    cold = _sample(clf_data, warm_start=False, **common)
-    assert warm.metadata["warm_start"] and not cold.metadata["warm_start"]
-    np.testing.assert_array_equal(warm.data[["point", "k", "base"]], cold.data[["point", "k", "base"]])
-    err = np.abs(warm.data["delta"] - cold.data["delta"])
-    assert err.max() < 0.1 * cold.data["delta"].std(), err.max()
+    cold = _sample(clf_data, warm_start=False, exact_updates=False, **common)
+    warm = _sample(clf_data, warm_start="auto", exact_updates=False, **common)
+    newton = _sample(clf_data, **common)
+    assert not cold.metadata["warm_start"] and not cold.metadata["exact_updates"]
+    assert warm.metadata["warm_start"] and newton.metadata["exact_updates"]
+    for other in (warm, newton):
+        np.testing.assert_array_equal(other.data[["point", "k", "base"]], cold.data[["point", "k", "base"]])
+        err = np.abs(other.data["delta"] - cold.data["delta"])
+        assert err.max() < 0.1 * cold.data["delta"].std(), err.max()
     # Ridge / LinearRegression by rank-one updates equal refits (to rounding).
     for est in (Ridge(alpha=3.0), LinearRegression()):
         kw = dict(common, scoring="neg_mean_squared_error", estimator=est)
@@ -277,6 +281,43 @@ def test_warm_start_and_exact_updates_match_cold_fits(clf_data, reg_data):
         slow = _sample(reg_data, exact_updates=False, **kw)
         assert fast.metadata["exact_updates"] and not slow.metadata["exact_updates"]
         np.testing.assert_allclose(fast.data["delta"], slow.data["delta"], rtol=1e-6, atol=1e-10)
+    # Not eligible: an L1 penalty or more than two classes keeps sklearn's own fits.
+    assert not _sample(clf_data, estimator=LogisticRegression(l1_ratio=1.0, solver="saga"), **common).metadata["exact_updates"]
+
+
+def test_newton_logistic_matches_sklearn_optimum(clf_data):
+    from bayescale.contributions import _LogisticNewton
+
+    X, y, _, _ = clf_data
+    for C, intercept in ((1.0, True), (0.05, True), (10.0, False)):
+        sk = LogisticRegression(C=C, fit_intercept=intercept, tol=1e-12, max_iter=10000).fit(X, y)
+        nw = _LogisticNewton(X, y, C, intercept, np.array([0, 1]))
+        w_sk = np.append(sk.coef_.ravel(), sk.intercept_) if intercept else sk.coef_.ravel()
+        np.testing.assert_allclose(nw.coef(), w_sk, atol=1e-6)
+        # adding a point from D's optimum reaches the optimum of D ∪ {z}
+        sk2 = LogisticRegression(C=C, fit_intercept=intercept, tol=1e-12, max_iter=10000).fit(
+            np.vstack([X, X[:1] * 3]), np.append(y, 1 - y[0]))
+        w2 = np.append(sk2.coef_.ravel(), sk2.intercept_) if intercept else sk2.coef_.ravel()
+        np.testing.assert_allclose(nw.coef_with(X[0] * 3, 1 - y[0]), w2, atol=1e-6)
+
+
+def test_fast_neg_log_loss_equals_sklearn():
+    from sklearn.metrics import get_scorer
+
+    from bayescale.contributions import _NegLogLoss
+
+    sk, fast = get_scorer("neg_log_loss"), _NegLogLoss()
+    for name in ("digits_binary", "wine"):
+        ds = bs.datasets.load_dataset(name)
+        for n in (30, 200):
+            est = LogisticRegression(C=50.0, max_iter=3000).fit(ds.X_train[:n], ds.y_train[:n])
+            assert fast(est, ds.X_val, ds.y_val) == pytest.approx(sk(est, ds.X_val, ds.y_val), rel=1e-12)
+    # a learner missing a validation class goes to sklearn's scorer, which refuses
+    ds = bs.datasets.load_dataset("wine")
+    keep = ds.y_train != 2
+    est = LogisticRegression().fit(ds.X_train[keep], ds.y_train[keep])
+    with pytest.raises(ValueError):
+        fast(est, ds.X_val, ds.y_val)
 
 
 # ---------------------------------------------------------------------------- failures, metadata
@@ -421,7 +462,9 @@ c = bs.sample_contributions(LogisticRegression(), X[:160], y[:160], X[160:], y[1
 """
 
 
-@pytest.mark.parametrize("design", ["independent", "shared"])
+@pytest.mark.parametrize(
+    "design", [pytest.param("independent", marks=pytest.mark.slow), "shared"]
+)
 def test_sigkill_at_a_random_moment_then_rerun_gives_the_uninterrupted_table(clf_data, tmp_path, design):
     import signal
     import subprocess
@@ -478,3 +521,37 @@ def test_dask_backend_gives_the_local_table(clf_data, dask_cluster, design, tmp_
     # a scheduler address works too (the function opens and closes its own client)
     address = dask_cluster.scheduler.address
     assert _sample(clf_data, backend="dask", dask_client=address, **kw) == local
+
+
+@pytest.mark.slow
+def test_dask_losing_a_worker_mid_run_loses_and_duplicates_nothing(clf_data, tmp_path):
+    import os
+    import signal
+    import threading
+    import time
+
+    distributed = pytest.importorskip("distributed")
+    kw = dict(points=range(16), k_range=(10, 60), samples_per_point=20, design="independent",
+              scoring="neg_log_loss", random_state=33)
+    local = _sample(clf_data, **kw)
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        out = {}
+        store = tmp_path / "store"
+        runner = threading.Thread(target=lambda: out.setdefault(
+            "c", _sample(clf_data, backend=client, store=store, **kw)))
+        runner.start()
+        deadline = time.monotonic() + 120
+        while not list(store.glob("chunks/task-*.parquet")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        victim = sorted(client.scheduler_info()["workers"])[0]
+        # The worker process dies abruptly; its nanny restarts it and the scheduler reruns
+        # the tasks it held.
+        pid = client.run(os.getpid, workers=[victim])[victim]
+        n_at_kill = len(list(store.glob("chunks/task-*.parquet")))
+        os.kill(pid, signal.SIGKILL)
+        runner.join(timeout=300)
+        assert not runner.is_alive()
+    n_done = len(list(store.glob("chunks/task-*.parquet")))
+    assert n_at_kill < 32, "the worker was killed after the run had finished"
+    assert out["c"] == local and n_done == 32

@@ -174,7 +174,8 @@ def test_point_features():
     xl = point_features(ds, pts, "X+label")
     # 3 classes -> 2 one-hot columns (the first class is the intercept's)
     assert xl.shape == (3, ds.X_train.shape[1] + 2)
-    onehot = xl[:, -2:]
+    assert list(xl.index) == [0, 3, 5] and list(xl.columns[-2:]) == ["label=1", "label=2"]
+    onehot = xl.to_numpy()[:, -2:]
     expected = np.stack([ds.y_train[pts] == 1, ds.y_train[pts] == 2], axis=1).astype(float)
     np.testing.assert_array_equal(onehot, expected)
 
