@@ -24,13 +24,11 @@ Why this form
   exponents to ±50 / ±30 keeps every log-density finite wherever ADVI or an early NUTS step
   wanders, so the optimizer never sees NaN (Δ is rescaled first, so the clip is never active
   near the posterior).
-* **Centred or not, per block, by measurement.** α and β are only weakly identified by one
-  point's noisy observations, so their population funnels are sampled non-centred; ℓ and
-  log s are pinned down well enough (log s by the spread of every observation, ℓ by the level
-  of the signal or, for a point with no visible signal, only bounded from above) that the
-  centred form mixes better. On 200 simulated points × m = 20 (nutpie, 4 × 1000 draws) this
-  choice raised the smallest population bulk ESS from 35-152 (other choices) to 453 with no
-  divergences; ``centered=`` overrides it and docs/benchmarks.md has the table.
+* **Centred or not, per block, from the data.** α and β are only weakly identified by one
+  point's noisy observations, so their population funnels are always sampled non-centred;
+  ℓ and log s are centred when cheap per-point estimates say each point's data pin them down
+  better than the population spread does (:func:`auto_centering`). ``centered=`` overrides
+  it; docs/benchmarks.md has the measurements.
 """
 
 from __future__ import annotations
@@ -59,8 +57,12 @@ _CONFIG_ATTR = "bayescale_config"
 _METHODS = ("nuts", "advi", "fullrank_advi", "map")
 _NUTS_SAMPLERS = {"pymc": None, "nutpie": "nutpie", "numpyro": "numpyro", "blackjax": "blackjax"}
 _LIKELIHOODS = ("normal", "studentt")
-#: Default parametrisation per block (True = centred); measured in docs/benchmarks.md.
-DEFAULT_CENTERED = {"ell": True, "alpha": False, "log_s": True, "beta": False}
+#: Blocks that are always non-centred by default: one point's slope α and noise decay β are
+#: weakly identified by its own observations (a slope over a factor-10 range of k).
+ALWAYS_NONCENTERED = ("alpha", "beta")
+#: Fewer points than this: the population scales τ are poorly determined and reach down to 0,
+#: where a centred block funnels whatever the per-point information (measured: 12 points).
+MIN_POINTS_CENTERED = 30
 _CLIP_MEAN = 50.0  # bound on |ℓ − α u|: e^50 is far beyond any Δ on the unit-RMS scale
 _CLIP_LOGSD = 30.0  # bound on |log sd|
 
@@ -85,7 +87,8 @@ class ScalingLawModel:
         dimensions LKJ(η) is ``2·Beta(η, η) − 1``, which is how it is coded).
     centered : dict, keyword-only
         Block name (``"ell"``, ``"alpha"``, ``"log_s"``, ``"beta"``) → True for a centred
-        parametrisation. Defaults in ``DEFAULT_CENTERED``. Correlated (ℓ, α) are non-centred.
+        parametrisation. Blocks not given are chosen from the data by :func:`auto_centering`;
+        correlated (ℓ, α) are always non-centred. The choice used is ``centered_``.
     harmful_features : bool, keyword-only
         Let π depend on the features (default True when features are given).
     delta_scale, k_ref : float, keyword-only
@@ -158,7 +161,12 @@ class ScalingLawModel:
                 raise ValueError(f"{name} must be a positive finite number; got {v!r}")
 
     def _centered_map(self) -> dict[str, bool]:
-        out = dict(DEFAULT_CENTERED)
+        """Centred (True) or not per block: the user's choice, else :func:`auto_centering`."""
+        state = getattr(self, "_state", None)
+        if state is not None and "centered_" in state:
+            out = dict(state["centered_"])
+        else:
+            out = {b: b not in ALWAYS_NONCENTERED for b in _priors.BLOCKS}
         if self.centered is not None:
             if not isinstance(self.centered, Mapping):
                 raise ValueError(f"centered must be a dict block -> bool; got {self.centered!r}")
@@ -174,7 +182,7 @@ class ScalingLawModel:
             "likelihood": self.likelihood,
             "priors": _jsonable(self.priors),
             "correlated": bool(self.correlated),
-            "centered": self._centered_map(),
+            "centered": _jsonable(self.centered),
             "harmful_features": bool(self.harmful_features),
             "delta_scale": self.delta_scale,
             "k_ref": self.k_ref,
@@ -222,13 +230,15 @@ class ScalingLawModel:
         u = np.log(k / k_ref)
         X, names, x_mean, x_sd = self._prepare_features(points)
         defaults = _priors.default_priors(y, u, idx, len(points))
-        return {
+        state = {
             "point": point, "k": k, "delta": delta, "count": count, "points": points,
             "idx": idx, "starts": np.r_[0, np.cumsum(n_per)[:-1]], "y": y, "u": u,
             "log_w": 0.5 * np.log(count), "X": X, "feature_names": names,
             "x_mean": x_mean, "x_sd": x_sd, "delta_scale": d_scale, "k_ref": k_ref,
             "priors": _priors.resolve_priors(defaults, self.priors),
         }
+        state["centered_"] = auto_centering(state)
+        return state
 
     def _prepare_features(self, points: np.ndarray):
         if self.features is None:
@@ -421,6 +431,7 @@ class ScalingLawModel:
         config = self.get_config()
         config.update(
             format_version=FORMAT_VERSION, bayescale_version=__version__,
+            centered_=self._centered_map(),
             delta_scale_=s["delta_scale"], k_ref_=s["k_ref"], priors_=_jsonable(s["priors"]),
             feature_names=s["feature_names"],
             x_mean=None if s["x_mean"] is None else s["x_mean"].tolist(),
@@ -447,6 +458,7 @@ class ScalingLawModel:
         self.k_ref_ = s["k_ref"]
         self.delta_scale_ = s["delta_scale"]
         self.priors_ = s["priors"]
+        self.centered_ = self._centered_map()
 
     # ------------------------------------------------------------------ predict
     def predict(self, k, points=None) -> xr.DataArray:
@@ -619,12 +631,53 @@ class ScalingLawModel:
             "delta_scale": config["delta_scale_"], "k_ref": config["k_ref_"],
             "priors": {key: tuple(v) if isinstance(v, list) else v for key, v in config["priors_"].items()},
             "feature_names": config["feature_names"], "x_mean": x_mean, "x_sd": x_sd,
+            "centered_": config["centered_"],
             "X": None if features is None else (features - x_mean) / x_sd,
         }
         model._idata = idata
         model._method = config.get("method")
         model._set_fitted_state()
         return model
+
+
+def auto_centering(state: dict) -> dict[str, bool]:
+    """Choose a centred (True) or non-centred parametrisation per block from the data.
+
+    A centred block samples well when each point's own data pin its value down better than
+    the population spread does; otherwise the non-centred form avoids the funnel. The check is
+    a variance decomposition of cheap per-point estimates: the between-point variance of the
+    estimates (their variance minus the mean sampling variance) against the mean sampling
+    variance. ℓ uses the amplitude mean(y·e^u) (α ≈ 1), log s uses ½·log mean(y²·e^(β̂u))
+    (sampling variance 1/(2m)). A block is centred when the ratio exceeds 1 and there are at
+    least ``MIN_POINTS_CENTERED`` points; α and β are always non-centred.
+
+    Measured (docs/benchmarks.md): 12 points × m = 10 → all non-centred had the fewest
+    divergences (10 in 2000 draws against 37-531); 200 points × m = 20 → ℓ and log s centred
+    raised the smallest population ESS from 35-152 to 453, with no divergences.
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> c, _ = bs.simulate_contributions(n_points=200, samples_per_point=20, random_state=0)
+    >>> auto_centering(bs.ScalingLawModel()._prepare(c))
+    {'ell': True, 'alpha': False, 'log_s': True, 'beta': False}
+    """
+    y, u, idx = state["y"], state["u"], state["idx"]
+    n = len(state["points"])
+    m = np.bincount(idx, minlength=n).astype(float)
+    out = {b: False for b in _priors.BLOCKS}
+    if n < MIN_POINTS_CENTERED:
+        return out
+    beta_hat = state["priors"]["beta_mu"][0]
+    log_s_hat = 0.5 * np.log(np.bincount(idx, y**2 * np.exp(beta_hat * u) * state["count"], n) / m)
+    within = np.mean(1.0 / (2.0 * m))
+    out["log_s"] = bool(log_s_hat.var() - within > within)
+    a = y * np.exp(u)
+    a_mean = np.bincount(idx, a, n) / m
+    a_var = (np.bincount(idx, a**2, n) / m - a_mean**2) / np.maximum(m - 1, 1)
+    within = float(np.mean(a_var))
+    out["ell"] = bool(a_mean.var() - within > within)
+    return out
 
 
 # ====================================================================== model graph
@@ -672,10 +725,11 @@ def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict
         nu = None
         if likelihood == "studentt":
             nu = 1.0 + pm.Gamma("nu_minus_1", alpha=pr["nu"][0], beta=pr["nu"][1])
-        # y as a shared variable: a compiled model (e.g. nutpie's) can swap datasets of the
-        # same layout without recompiling, which simulation-based calibration relies on.
+        # y and u as shared variables: a compiled model (e.g. nutpie's) can swap datasets of
+        # the same layout without recompiling, which simulation-based calibration relies on.
         y = pm.Data("y_scaled", s["y"])
-        u, log_w = s["u"], s["log_w"]
+        u = pm.Data("u", s["u"])
+        log_w = s["log_w"]
         eta = pt.clip(theta["ell"][idx] - theta["alpha"][idx] * u, -_CLIP_MEAN, _CLIP_MEAN)
         log_sd = pt.clip(theta["log_s"][idx] - 0.5 * theta["beta"][idx] * u - log_w,
                          -_CLIP_LOGSD, _CLIP_LOGSD)
@@ -740,7 +794,7 @@ def _pop_mean(post: xr.Dataset, b: str, X: np.ndarray) -> np.ndarray:
 
 def _mix(post: xr.Dataset, b: str, z: dict, correlated: bool) -> np.ndarray:
     """The standardized deviation of block b; mixes z_ell into α under the LKJ option."""
-    if not correlated or b == "ell":
+    if not correlated or b != "alpha":
         return z[b]
     rho = post["ell_alpha_corr"].values[..., None]
     return rho * z["ell"] + np.sqrt(1.0 - rho**2) * z["alpha"]

@@ -277,6 +277,8 @@ class ModelSpec(_Section):
     features: Literal["none", "X", "X+label"] = "none"
     likelihood: Literal["normal", "studentt"] = "normal"
     priors: dict[str, Any] | None = None
+    correlated: bool = False
+    centered: dict[Literal["ell", "alpha", "log_s", "beta"], bool] | None = None
 
 
 class InferenceSpec(_Section):
@@ -348,6 +350,13 @@ class RunSpec(_Section):
             make_learner(self.learner.name, task, self.learner.params)
         except ValueError as err:
             raise ValueError(f"learner.params: {err}") from None
+        if self.model.priors is not None:
+            from .priors import resolve_priors
+
+            try:
+                resolve_priors({}, self.model.priors)
+            except ValueError as err:
+                raise ValueError(f"model.priors: {err}") from None
         if self.model.features == "X+label" and task != "classification":
             raise ValueError("model.features = 'X+label' needs a classification dataset")
         return self
@@ -785,7 +794,11 @@ def run_spec(
     fitted_points = np.asarray(contributions.points)
     features = point_features(ds, fitted_points, spec.model.features)
     model = bs.ScalingLawModel(
-        features=features, likelihood=spec.model.likelihood, priors=spec.model.priors
+        features=features,
+        likelihood=spec.model.likelihood,
+        priors=spec.model.priors,
+        correlated=spec.model.correlated,
+        centered=spec.model.centered,
     )
     inf = spec.inference
     _log(verbose, f"fitting ScalingLawModel ({inf.method}" + (

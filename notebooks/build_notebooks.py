@@ -2,6 +2,7 @@
 
     python notebooks/build_notebooks.py            # write and execute every notebook
     python notebooks/build_notebooks.py 03         # only those whose name starts with 03
+    python notebooks/build_notebooks.py --no-execute   # write them without outputs
 
 Keeping the source here (not only in .ipynb JSON) makes the notebooks reviewable as code.
 Each notebook records its own wall time in its last cell.
@@ -33,9 +34,17 @@ import bayescale as bs
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 pd.set_option("display.precision", 4)
-rng = np.random.default_rng(0)"""
+rng = np.random.default_rng(0)
+
+# Sizes of this run. tests/test_notebooks.py overrides them (in a cell it inserts right
+# after this one) to smoke-test the notebook in seconds; the stored outputs use these.
+{sizes}"""
 
 FOOTER = 'print(f"notebook ran in {time.perf_counter() - _t0:.0f} s")'
+
+
+def setup(sizes: str):
+    return code(SETUP.replace("{sizes}", sizes.strip()))
 
 
 def md(text: str):
@@ -62,12 +71,12 @@ This notebook runs the whole pipeline on real data that ships with scikit-learn 
 Wisconsin breast-cancer set, a logistic regression, log-loss on a validation split). It is
 kept small so it runs in a couple of minutes on a laptop: 60 points, 12 observations each.
 """),
-        code(SETUP),
+        setup("N_POINTS, M, DRAWS, TUNE, CHAINS = 60, 12, 300, 300, 4"),
         md("## 1. Data and learner\nEvery bundled dataset has a fixed train / validation / test split; X is standardized with training statistics."),
         code("""
 ds = bs.datasets.load_dataset("breast_cancer")
 print(ds)
-points = np.sort(rng.choice(ds.n_train, size=60, replace=False))
+points = np.sort(rng.choice(ds.n_train, size=N_POINTS, replace=False))
 learner = LogisticRegression(max_iter=1000)
 """),
         md("""
@@ -79,7 +88,7 @@ Each point gets 12 observations at sizes k drawn uniformly from [16, 160].
         code("""
 c = bs.sample_contributions(
     learner, ds.X_train, ds.y_train, ds.X_val, ds.y_val,
-    points=points, k_range=(16, 160), samples_per_point=12,
+    points=points, k_range=(16, 160), samples_per_point=M,
     scoring="neg_log_loss", design="shared", random_state=0, progress=False,
 )
 print(c)
@@ -96,7 +105,7 @@ hundreds, no divergences). For a real analysis use the defaults (1000 + 1000).
 """),
         code("""
 model = bs.ScalingLawModel()
-idata = model.fit(c, draws=300, tune=300, chains=4, random_seed=1, progressbar=False)
+idata = model.fit(c, draws=DRAWS, tune=TUNE, chains=CHAINS, random_seed=1, progressbar=False)
 
 from bayescale.spec import diagnostics, format_diagnostics
 print(format_diagnostics(diagnostics(idata)))
@@ -158,16 +167,16 @@ Data: 50 breast-cancer points, 12 observations each. NUTS runs with **300 + 300 
 chain, 4 chains**, to keep the notebook under three minutes; the checks below are exactly
 the ones that tell you whether that is enough.
 """),
-        code(SETUP),
+        setup("N_POINTS, M, DRAWS, TUNE, CHAINS = 50, 12, 300, 300, 4"),
         code("""
 ds = bs.datasets.load_dataset("breast_cancer")
-points = np.sort(rng.choice(ds.n_train, size=50, replace=False))
+points = np.sort(rng.choice(ds.n_train, size=N_POINTS, replace=False))
 c = bs.sample_contributions(
     LogisticRegression(max_iter=1000), ds.X_train, ds.y_train, ds.X_val, ds.y_val,
-    points=points, k_range=(16, 160), samples_per_point=12, design="shared",
+    points=points, k_range=(16, 160), samples_per_point=M, design="shared",
     random_state=0, progress=False,
 )
-fit_kw = dict(draws=300, tune=300, chains=4, random_seed=1, progressbar=False)
+fit_kw = dict(draws=DRAWS, tune=TUNE, chains=CHAINS, random_seed=1, progressbar=False)
 model = bs.ScalingLawModel()
 idata = model.fit(c, **fit_kw)
 c
@@ -292,21 +301,22 @@ def valuation_nb():
 Data: breast cancer, 70 measured points of which 8 have flipped labels; logistic regression;
 12 observations per point. NUTS with 300 + 300 draws per chain (kept short for speed).
 """),
-        code(SETUP),
+        setup("N_POINTS, N_FLIPPED, M, DRAWS, TUNE, CHAINS = 70, 8, 12, 300, 300, 4\n"
+              "START, BUDGET, REPEATS = 20, 10, 40"),
         code("""
 ds = bs.datasets.load_dataset("breast_cancer")
-points = np.sort(rng.choice(ds.n_train, size=70, replace=False))
-flipped = np.sort(rng.choice(points, size=8, replace=False))
+points = np.sort(rng.choice(ds.n_train, size=N_POINTS, replace=False))
+flipped = np.sort(rng.choice(points, size=N_FLIPPED, replace=False))
 y_noisy = ds.y_train.copy()
 y_noisy[flipped] = 1 - y_noisy[flipped]       # binary labels: flip 0 <-> 1
 
 c = bs.sample_contributions(
     LogisticRegression(max_iter=1000), ds.X_train, y_noisy, ds.X_val, ds.y_val,
-    points=points, k_range=(16, 160), samples_per_point=12, design="shared",
+    points=points, k_range=(16, 160), samples_per_point=M, design="shared",
     random_state=0, progress=False,
 )
 model = bs.ScalingLawModel()
-idata = model.fit(c, draws=300, tune=300, chains=4, random_seed=1, progressbar=False)
+idata = model.fit(c, draws=DRAWS, tune=TUNE, chains=CHAINS, random_seed=1, progressbar=False)
 from bayescale.spec import diagnostics, format_diagnostics
 print(format_diagnostics(diagnostics(idata)))
 """),
@@ -359,19 +369,19 @@ split. Scores: the posterior mean ψ at k = 20 (the size we add to), the Monte C
 random picks. All methods share the start sets.
 """),
         code("""
-psi20 = bs.value_at(model, 20).set_index("point").loc[points, "mean"].to_numpy()
+psi20 = bs.value_at(model, START).set_index("point").loc[points, "mean"].to_numpy()
 mc_score = mc.loc[points, "value"].to_numpy()
 res = bs.point_addition(
     LogisticRegression(max_iter=1000), ds.X_train[points], y_noisy[points],
     ds.X_test, ds.y_test,
-    {"bayes psi_20": psi20, "monte carlo": mc_score, "random": "random"},
-    start_size=20, budget=10, repeats=40, random_state=0,
+    {"bayes psi_start": psi20, "monte carlo": mc_score, "random": "random"},
+    start_size=START, budget=BUDGET, repeats=REPEATS, random_state=0,
 )
 res
 """),
         md("For accuracy a larger change is better; for log-loss a more negative change is better. The standard errors (`se_change`) say whether two methods really differ."),
         code("""
-sel = bs.select(model, budget=10, at_k=20, labels=pd.Series(y_noisy[points], index=points))
+sel = bs.select(model, budget=BUDGET, at_k=START, labels=pd.Series(y_noisy[points], index=points))
 print(sel)
 print("flipped points chosen:", np.intersect1d(sel.points, flipped).size, "of", len(sel.points))
 """) ,
@@ -395,18 +405,18 @@ validation split. We measure 100 training points, fit the model on 75 of them, a
 `predict_new` on the other 25 against their measured contributions.
 NUTS with 300 + 300 draws per chain (kept short for speed).
 """),
-        code(SETUP),
+        setup("N_POINTS, N_HELD_OUT, M, DRAWS, TUNE, CHAINS = 100, 25, 12, 300, 300, 4"),
         code("""
 from sklearn.linear_model import Ridge
 ds = bs.datasets.load_dataset("diabetes")
 print(ds.description)
-points = np.sort(rng.choice(ds.n_train, size=100, replace=False))
+points = np.sort(rng.choice(ds.n_train, size=N_POINTS, replace=False))
 c_all = bs.sample_contributions(
     Ridge(alpha=1.0), ds.X_train, ds.y_train, ds.X_val, ds.y_val,
-    points=points, k_range=(20, 200), samples_per_point=12,
+    points=points, k_range=(20, 200), samples_per_point=M,
     scoring="neg_mean_squared_error", design="shared", random_state=0, progress=False,
 )
-held_out = np.sort(rng.choice(points, size=25, replace=False))
+held_out = np.sort(rng.choice(points, size=N_HELD_OUT, replace=False))
 fit_points = np.setdiff1d(points, held_out)
 c_fit = c_all.subset(fit_points)
 X = pd.DataFrame(ds.X_train, columns=ds.feature_names)   # index = training id = point id
@@ -414,7 +424,7 @@ print(c_fit, "| held out:", len(held_out), "points")
 """),
         code("""
 model = bs.ScalingLawModel(features=X)          # aligned by point id
-idata = model.fit(c_fit, draws=300, tune=300, chains=4, random_seed=1, progressbar=False)
+idata = model.fit(c_fit, draws=DRAWS, tune=TUNE, chains=CHAINS, random_seed=1, progressbar=False)
 from bayescale.spec import diagnostics, format_diagnostics
 print(format_diagnostics(diagnostics(idata)))
 """),
@@ -461,7 +471,8 @@ def predicted_mean(m, feats):
     return np.array(out)                                     # (point, sample)
 
 pred = predicted_mean(model, X.loc[held_out])
-base = bs.ScalingLawModel().fit(c_fit, draws=300, tune=300, chains=4, random_seed=1, progressbar=False)
+base = bs.ScalingLawModel()
+base.fit(c_fit, draws=DRAWS, tune=TUNE, chains=CHAINS, random_seed=1, progressbar=False)
 pred0 = predicted_mean(base, len(held_out))
 
 from scipy import stats
@@ -521,9 +532,11 @@ def build(name: str, execute: bool = True) -> float:
 
 
 if __name__ == "__main__":
-    wanted = sys.argv[1:]
+    args = sys.argv[1:]
+    execute = "--no-execute" not in args
+    wanted = [a for a in args if not a.startswith("--")]
     for name in NOTEBOOKS:
         if wanted and not any(name.startswith(w) for w in wanted):
             continue
-        t = build(name)
-        print(f"{name}: executed in {t:.0f} s", flush=True)
+        t = build(name, execute=execute)
+        print(f"{name}: " + (f"executed in {t:.0f} s" if execute else "written"), flush=True)

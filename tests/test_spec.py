@@ -116,6 +116,12 @@ def test_learner_must_fit_the_task_and_its_params():
         load_spec(_with(learner={"name": "logistic_regression", "params": {"Cee": 1.0}}))
 
 
+def test_bad_priors_are_named():
+    with pytest.raises(SpecError, match=r"model\.priors.*alpha_muu"):
+        load_spec(_with(model={"priors": {"alpha_muu": [1.0, 1.0]}}))
+    assert load_spec(_with(model={"priors": {"alpha_mu": [1.0, 0.5]}})).model.priors
+
+
 def test_bad_k_range():
     with pytest.raises(SpecError, match=r"'sampling\.k_range'.*k_min <= k_max"):
         load_spec(_with(sampling={"k_range": [50, 10]}))

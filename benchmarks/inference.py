@@ -1,0 +1,246 @@
+"""Inference benchmarks of ScalingLawModel (issue 3): NUTS backends, ADVI, big N, SBC.
+
+Parts (``--part``, repeatable; default: all):
+
+* ``geometry``: centred vs non-centred per block (nutpie), divergences and ESS;
+* ``nuts``: N = 1000 points × m = 50, NUTS with pymc and nutpie: wall time, min bulk ESS of
+  the population parameters, min ESS/s, max r_hat (all parameters), divergences;
+* ``advi``: ADVI on the same data: wall time and RMSE of its per-point posterior means
+  (α, log|c|, ψ at k_ref) against NUTS (nutpie) means;
+* ``bigN``: N = 10,000 × m = 50 ADVI wall time and peak memory (run it alone: the peak is the
+  process's);
+* ``sbc``: simulation-based calibration, ≥ 100 small datasets drawn from a fixed prior, one
+  compiled nutpie model reused with swapped data; rank histograms saved to
+  docs/figures/sbc_ranks.png and a chi-square uniformity test per population parameter.
+
+``--quick`` shrinks every size so the script runs in a minute or two (smoke test).
+
+Examples
+--------
+    python benchmarks/inference.py --part nuts --part advi
+    python benchmarks/inference.py --part sbc --sbc-datasets 100
+    python benchmarks/inference.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+from scipy import stats
+
+import bayescale as bs
+from bayescale.simulate import simulate_contributions, simulate_from_priors
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine() -> str:
+    load = os.getloadavg()
+    return (f"{platform.node()} | {platform.processor() or platform.machine()} | {os.cpu_count()} cores | "
+            f"load avg {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} | python {platform.python_version()} | "
+            f"bayescale {bs.__version__}")
+
+
+def nuts_row(label, m, idata, wall):
+    pop = m.population_vars_
+    s_pop = az.summary(idata, var_names=pop, kind="diagnostics")
+    s_all = az.summary(idata, var_names=pop + ["ell", "alpha", "log_s", "beta"], kind="diagnostics")
+    div = int(idata.sample_stats["diverging"].sum())
+    ess = float(s_pop["ess_bulk"].min())
+    row = {"run": label, "wall_s": wall, "min_ess_bulk_pop": ess, "min_ess_per_s": ess / wall,
+           "min_ess_bulk_all": float(s_all["ess_bulk"].min()), "max_rhat_all": float(s_all["r_hat"].max()),
+           "divergences": div}
+    print(f"{label:38s} wall {wall:7.1f}s | min bulk ESS pop {ess:6.0f} ({ess / wall:5.2f}/s) | "
+          f"min bulk ESS all {row['min_ess_bulk_all']:6.0f} | max r_hat {row['max_rhat_all']:.3f} | "
+          f"divergences {div}", flush=True)
+    return row
+
+
+def part_geometry(args):
+    n, m_obs = (60, 10) if args.quick else (200, 20)
+    c, _ = simulate_contributions(n_points=n, samples_per_point=m_obs, random_state=0)
+    print(f"\n## geometry: N={n}, m={m_obs}, nutpie, chains=4, draws=tune={args.draws}")
+    rows = []
+    for code in ("0000", "0010", "0011", "1100", "1010", "1011"):
+        centered = dict(zip(("ell", "alpha", "log_s", "beta"), (ch == "1" for ch in code), strict=True))
+        model = bs.ScalingLawModel(centered=centered)
+        t = time.perf_counter()
+        idata = model.fit(c, nuts_sampler="nutpie", draws=args.draws, tune=args.draws, chains=4,
+                          random_seed=1, progressbar=False)
+        label = "centred: " + ",".join(b for b, v in centered.items() if v) if code != "0000" else "all non-centred"
+        rows.append(nuts_row(label, model, idata, time.perf_counter() - t))
+    return rows
+
+
+def part_nuts(args, cache):
+    n, m_obs = (100, 20) if args.quick else (args.n, args.m)
+    c, truth = simulate_contributions(n_points=n, samples_per_point=m_obs, random_state=0)
+    print(f"\n## nuts: N={n}, m={m_obs}, chains=4, draws=tune={args.draws}, target_accept=0.9 (default), "
+          "wall time includes compilation")
+    rows = []
+    for sampler in args.samplers:
+        model = bs.ScalingLawModel()
+        t = time.perf_counter()
+        idata = model.fit(c, nuts_sampler=sampler, draws=args.draws, tune=args.draws, chains=4,
+                          random_seed=1, progressbar=False)
+        wall = time.perf_counter() - t
+        rows.append(nuts_row(f"NUTS {sampler}", model, idata, wall))
+        cache["nuts"] = (c, model)
+    return rows
+
+
+def _point_summaries(post):
+    mean = post.mean(("chain", "draw"))
+    return {"alpha": mean["alpha"].values, "log|c|": np.log(np.abs(post["c"])).mean(("chain", "draw")).values,
+            "ell": mean["ell"].values}
+
+
+def part_advi(args, cache):
+    if "nuts" not in cache:
+        args_ref = argparse.Namespace(**{**vars(args), "samplers": ["nutpie"]})
+        part_nuts(args_ref, cache)
+    c, ref_model = cache["nuts"]
+    ref = _point_summaries(ref_model.idata.posterior)
+    print(f"\n## advi: same data ({c.n_points} points, {len(c)} observations); RMSE of per-point "
+          "posterior means against NUTS")
+    rows = []
+    for method in ("advi",):
+        model = bs.ScalingLawModel()
+        t = time.perf_counter()
+        model.fit(c, method=method, draws=1000, random_seed=1, progressbar=False)
+        wall = time.perf_counter() - t
+        got = _point_summaries(model.idata.posterior)
+        rmse = {k: float(np.sqrt(np.mean((got[k] - ref[k]) ** 2))) for k in ref}
+        sd_ref = {k: float(np.std(ref[k])) for k in ref}
+        print(f"{method:14s} wall {wall:6.1f}s, {len(model.advi_loss_)} iterations | " + " | ".join(
+            f"RMSE {k} {rmse[k]:.3f} (spread across points {sd_ref[k]:.3f})" for k in ref), flush=True)
+        rows.append({"method": method, "wall_s": wall, **{f"rmse_{k}": v for k, v in rmse.items()}})
+    return rows
+
+
+def part_bign(args):
+    n, m_obs = (2000, 20) if args.quick else (args.big_n, args.m)
+    c, truth = simulate_contributions(n_points=n, samples_per_point=m_obs, random_state=0)
+    print(f"\n## bigN: N={n}, m={m_obs} ({len(c)} observations), ADVI, 1000 draws from the approximation")
+    model = bs.ScalingLawModel()
+    t = time.perf_counter()
+    model.fit(c, method="advi", draws=1000, random_seed=1, progressbar=False)
+    wall = time.perf_counter() - t
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    corr = np.corrcoef(model.idata.posterior["alpha"].mean(("chain", "draw")), truth["alpha"])[0, 1]
+    print(f"ADVI wall {wall:.1f}s ({len(model.advi_loss_)} iterations), peak RSS {peak_gb:.2f} GB, "
+          f"corr(α mean, true α) {corr:.3f}", flush=True)
+    return [{"wall_s": wall, "peak_gb": peak_gb, "corr_alpha": corr}]
+
+
+SBC_PRIORS = {
+    "ell_mu": (-1.0, 0.5), "ell_tau": 0.5, "alpha_mu": (1.0, 0.3), "alpha_tau": 0.3,
+    "log_s_mu": (0.0, 0.3), "log_s_tau": 0.3, "beta_mu": (2.0, 0.3), "beta_tau": 0.3,
+    "pi_intercept": (1.5, 0.5),
+}
+
+
+def part_sbc(args):
+    import nutpie
+
+    n_data = 20 if args.quick else args.sbc_datasets
+    n, m_obs, k_range, k_ref = 20, 10, (100, 1000), float(np.sqrt(100 * 1000))
+    thin = 10
+    draws = 1000
+    print(f"\n## sbc: {n_data} datasets of N={n} points × m={m_obs} drawn from a fixed prior; "
+          f"nutpie 2 chains × {draws // 2} draws, ranks on every {thin}th draw (L={draws // thin})")
+    c0, _ = simulate_from_priors(SBC_PRIORS, n, m_obs, k_range, k_ref=k_ref, random_state=10_000)
+    model = bs.ScalingLawModel(priors=SBC_PRIORS, k_ref=k_ref, delta_scale=1.0)
+    pm_model = model.build_model(c0)
+    compiled = nutpie.compile_pymc_model(pm_model)
+    names = [f"{b}_{p}" for b in ("ell", "alpha", "log_s", "beta") for p in ("mu", "tau")] + ["pi_intercept"]
+    ranks = {k: [] for k in names}
+    divergent = 0
+    t = time.perf_counter()
+    for i in range(n_data):
+        c, truth = simulate_from_priors(SBC_PRIORS, n, m_obs, k_range, k_ref=k_ref, random_state=i)
+        # Same layout as c0 (N × m, rows sorted by point): only y and u change.
+        df = c.data.sort_values("point", kind="stable")
+        fit = nutpie.sample(
+            compiled.with_data(y_scaled=df["delta"].to_numpy(), u=np.log(df["k"].to_numpy() / k_ref)),
+            draws=draws // 2, tune=500, chains=2, seed=i, progress_bar=False, target_accept=0.9,
+        )
+        divergent += int(fit.sample_stats["diverging"].sum())
+        for name in names:
+            d = fit.posterior[name].values.reshape(-1)[::thin]
+            ranks[name].append(int((d < truth[name]).sum()))
+    wall = time.perf_counter() - t
+    L = draws // thin
+    bins = 10
+    rows = []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 3, figsize=(10, 8), sharey=True)
+    for ax, name in zip(axes.ravel(), names, strict=True):
+        r = np.asarray(ranks[name])
+        counts, edges = np.histogram(r, bins=bins, range=(0, L + 1))
+        p = stats.chisquare(counts).pvalue
+        rows.append({"param": name, "chi2_p": float(p)})
+        ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="C0", edgecolor="white")
+        expected = n_data / bins
+        band = stats.binom.interval(0.99, n_data, 1 / bins)
+        ax.axhspan(band[0], band[1], color="grey", alpha=0.25)
+        ax.axhline(expected, color="k", lw=1)
+        ax.set_title(f"{name} (χ² p={p:.2f})", fontsize=10)
+    fig.suptitle(f"SBC rank histograms: {n_data} prior datasets, L={L}; band: 99% binomial interval")
+    fig.tight_layout()
+    out = ROOT / "docs" / "figures" / "sbc_ranks.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    # Bonferroni over the 9 parameters: reject uniformity at family-wise 5% if min p < 0.05/9.
+    min_p = min(r["chi2_p"] for r in rows)
+    print("\n".join(f"{r['param']:14s} chi-square p = {r['chi2_p']:.3f}" for r in rows))
+    print(f"SBC wall {wall:.0f}s, divergences in all fits: {divergent}; min p {min_p:.3f} "
+          f"({'uniform' if min_p >= 0.05 / len(rows) else 'NOT uniform'} at family-wise 5%, Bonferroni); "
+          f"figure {out.relative_to(ROOT)}", flush=True)
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", action="append", choices=["geometry", "nuts", "advi", "bigN", "sbc"])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--m", type=int, default=50)
+    parser.add_argument("--big-n", type=int, default=10_000)
+    parser.add_argument("--draws", type=int, default=1000, help="NUTS draws and tuning steps per chain")
+    parser.add_argument("--samplers", nargs="+", default=["pymc", "nutpie"])
+    parser.add_argument("--sbc-datasets", type=int, default=100)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.draws = min(args.draws, 300)
+    parts = args.part or ["geometry", "nuts", "advi", "bigN", "sbc"]
+    print(f"machine: {machine()}")
+    print(f"settings: {vars(args)}")
+    cache: dict = {}
+    for part in parts:
+        if part == "geometry":
+            part_geometry(args)
+        elif part == "nuts":
+            part_nuts(args, cache)
+        elif part == "advi":
+            part_advi(args, cache)
+        elif part == "bigN":
+            part_bign(args)
+        elif part == "sbc":
+            part_sbc(args)
+    print(f"\nload average at the end: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
