@@ -129,19 +129,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .spec import packaged_spec, run_spec
+    from .spec import load_spec, packaged_spec, run_spec
 
     started = time.perf_counter()
+    spec = load_spec(packaged_spec("demo"))
+    n = spec.sampling.points if isinstance(spec.sampling.points, int) else "the"
     print(
-        "bayescale demo: measure how much each training point of breast_cancer helps a "
-        "logistic regression, fit one hierarchical scaling law over all points (NUTS), "
-        "and value the points with intervals.\n"
+        f"bayescale demo: measure how much each of {n} training points of "
+        f"{spec.data.dataset} helps a {spec.learner.name.replace('_', ' ')} "
+        f"(utility {spec.utility.scoring or 'default'} on a validation split), fit one "
+        f"hierarchical scaling law over all points ({spec.inference.method.upper()}), and "
+        "value the points with intervals.\n"
     )
     res = run_spec(
-        packaged_spec("demo"),
-        out=args.out,
-        resample=args.resample,
-        progress=not args.no_progress,
+        packaged_spec("demo"), out=args.out, resample=args.resample, progress=not args.no_progress
     )
     _report_run(res, started)
     return 0

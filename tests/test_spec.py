@@ -206,7 +206,7 @@ def test_diagnostics_on_a_known_posterior():
         sample_stats={"diverging": np.ones((4, 500), dtype=bool)},
     )
     d = diagnostics(bad)
-    assert d["max_rhat"] > 1.5 and d["divergences"] == 2000
+    assert d["max_rhat"] > 1.5 and d["divergences"] == 2000 and d["worst_rhat"] == "mu"
 
 
 # --------------------------------------------------------------------------- end to end
