@@ -112,6 +112,17 @@ class ScalingLawModel:
         The internal scaling constants used.
     priors_ : dict
         The priors used (defaults merged with ``priors``).
+    centered_ : dict
+        The parametrisation used per block (True = centred).
+    population_vars_ : list of str
+        Names of the population-level posterior variables (for diagnostics).
+    advi_loss_ : numpy.ndarray
+        The negative ELBO per iteration, after an ADVI fit.
+
+    Notes
+    -----
+    A MAP fit is a point estimate: hierarchical scales τ can shrink towards 0 at the mode, so
+    use it for smoke tests and starting points, and NUTS (or ADVI) for inference.
 
     Examples
     --------

@@ -362,6 +362,16 @@ mc = bs.baselines.monte_carlo(c)
 mc["flipped"] = mc.index.isin(flipped)
 print("AUC of a negative Monte Carlo mean (the paper's estimator), same observations:",
       round(roc_auc_score(mc["flipped"], -mc["value"]), 3))
+print(f"clean points whose Monte Carlo mean is negative: {(mc.loc[~mc.flipped, 'value'] < 0).mean():.0%}")
+print(f"single observations that are negative: {(c.data['delta'] < 0).mean():.0%}")
+"""),
+        md("""
+Read these numbers together. *Harmful* means "adding this point makes validation log-loss
+worse on average at these sizes", which is not the same question as "is this point
+mislabelled". When a large share of clean points also has a negative mean contribution (the
+learner can get worse from a correct point when it overfits small training sets), P(harmful)
+flags them too, and the flipped points stand out less. The AUCs above measure how well each
+estimator separates the flipped points on this data; they are not tuned.
 """),
         md("""
 ## 3. Point addition
@@ -504,7 +514,14 @@ ax.set_xlabel("measured mean Δ (Monte Carlo, held-out point)")
 ax.set_ylabel("predicted from features (median, 90%)")
 ax.legend(); plt.show()
 """),
-        md("The measured means are themselves noisy (12 observations each), so perfect agreement is not expected; what matters is that the features-based prediction tracks them better than the no-features reference and that its intervals cover at about the nominal rate."),
+        md("""
+The measured means are themselves noisy (12 observations each), so perfect agreement is not
+expected. Two questions matter: does the features-based prediction track the measured means
+better than the no-features reference (compare the correlations), and do its 90% intervals
+cover them? They carry the uncertainty of ψ only, not the noise of a 12-observation mean, so
+coverage somewhat below 90% is expected; much lower coverage means the population model is
+too confident about new points.
+"""),
         code(FOOTER),
     ]
 
