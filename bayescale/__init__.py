@@ -38,11 +38,14 @@ _LAZY = {
     "gain_curve": "selection",
     "select": "selection",
     "point_addition": "selection",
+    "run_spec": "spec",
+    "load_spec": "spec",
     "baselines": None,
     "datasets": None,
     "plots": None,
     "priors": None,
     "simulate": None,
+    "spec": None,
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -66,10 +69,11 @@ def __dir__():
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     # ruff: noqa: F401
-    from . import baselines, datasets, plots, priors, simulate
+    from . import baselines, datasets, plots, priors, simulate, spec
     from .contributions import sample_contributions
     from .data import Contributions, data_fingerprint
     from .model import ScalingLawModel
     from .selection import Selection, gain_curve, point_addition, select
     from .simulate import simulate_contributions, true_psi
+    from .spec import load_spec, run_spec
     from .valuation import ExtrapolationWarning, p_harmful, semivalue_weights, value, value_at

@@ -80,10 +80,11 @@ def _writable_file(path: Path) -> Path:
     return path
 
 
-def _print_value_table(values, top: int, file=sys.stdout) -> None:
+def _print_value_table(values, top: int, file=None) -> None:
     """The most and least valuable points, with intervals and P(harmful)."""
     if top <= 0 or len(values) == 0:
         return
+    file = file or sys.stdout  # looked up now, so redirection and capture see the table
     cols = ["point", "mean", "hdi_low", "hdi_high"]
     if "p_harmful" in values:
         cols.append("p_harmful")
@@ -107,7 +108,17 @@ def _print_value_table(values, top: int, file=sys.stdout) -> None:
 def _report_run(res, started: float) -> None:
     from .spec import format_diagnostics
 
-    print(f"\ndiagnostics: {format_diagnostics(res.diagnostics)}")
+    d = res.diagnostics
+    print(f"\ndiagnostics: {format_diagnostics(d)}")
+    # The thresholds of DESIGN.md's NUTS health bar; say so loudly rather than print values
+    # from a posterior that has not converged as if they were fine.
+    if d["max_rhat"] > 1.01 or d["divergences"] > 0:
+        print(
+            "warning: NUTS has not converged (want r_hat <= 1.01 and no divergences); treat the "
+            "values below with caution, or raise [inference] tune / draws or "
+            "options.target_accept and run again",
+            file=sys.stderr,
+        )
     _print_value_table(res.values, res.spec.valuation.top)
     print(f"\nwrote to {res.out.resolve()}/:")
     for _, path in sorted(res.files.items(), key=lambda kv: str(kv[1])):

@@ -528,6 +528,9 @@ def markdown(report: dict) -> str:
                   f"{reg['mle_alpha_median']:.2f}."]
     if report.get("figure"):
         lines += ["", f"![R² of ψ_k against m]({report['figure']})"]
+    if report.get("notes"):
+        # Follow-up measurements added to the saved report by hand (each names its command).
+        lines += ["", "Follow-up measurements:", ""] + [f"- {n}" for n in report["notes"]]
     lines.append("")
     lines.append(f"Settings: `{json.dumps(report['settings'])}`")
     return "\n".join(lines) + "\n"

@@ -49,7 +49,14 @@ def machine() -> str:
             f"bayescale {bs.__version__}")
 
 
-def nuts_row(label, m, idata, wall):
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads: nutpie) plus finished children (PyMC chains)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def nuts_row(label, m, idata, wall, cpu=float("nan")):
     pop = m.population_vars_
     s_pop = az.summary(idata, var_names=pop, kind="diagnostics")
     s_all = az.summary(idata, var_names=pop + ["ell", "alpha", "log_s", "beta"], kind="diagnostics")
@@ -58,7 +65,8 @@ def nuts_row(label, m, idata, wall):
     row = {"run": label, "wall_s": wall, "min_ess_bulk_pop": ess, "min_ess_per_s": ess / wall,
            "min_ess_bulk_all": float(s_all["ess_bulk"].min()), "max_rhat_all": float(s_all["r_hat"].max()),
            "divergences": div}
-    print(f"{label:38s} wall {wall:7.1f}s | min bulk ESS pop {ess:6.0f} ({ess / wall:5.2f}/s) | "
+    worst = s_pop["ess_bulk"].idxmin()
+    print(f"{label:38s} wall {wall:7.1f}s, CPU {cpu:7.1f}s | min bulk ESS pop ({worst}) {ess:6.0f} ({ess / wall:5.2f}/s) | "
           f"min bulk ESS all {row['min_ess_bulk_all']:6.0f} | max r_hat {row['max_rhat_all']:.3f} | "
           f"divergences {div}", flush=True)
     return row
@@ -88,11 +96,11 @@ def part_nuts(args, cache):
     rows = []
     for sampler in args.samplers:
         model = bs.ScalingLawModel()
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), cpu_seconds()
         idata = model.fit(c, nuts_sampler=sampler, draws=args.draws, tune=args.draws, chains=4,
                           random_seed=1, progressbar=False)
         wall = time.perf_counter() - t
-        rows.append(nuts_row(f"NUTS {sampler}", model, idata, wall))
+        rows.append(nuts_row(f"NUTS {sampler}", model, idata, wall, cpu_seconds() - cpu))
         cache["nuts"] = (c, model)
     return rows
 

@@ -185,3 +185,28 @@ def test_value_with_beta_weights(pipeline, tmp_path, capsys):
     assert len(pd.read_csv(out)) == 6
     assert main(["value", str(model), "--weights", "beta:4", "--out", str(out)]) == 2
     assert "beta:A,B" in capsys.readouterr().err
+
+
+def test_report_warns_when_nuts_has_not_converged(tmp_path, capsys):
+    import time
+    from types import SimpleNamespace
+
+    from bayescale.cli import _report_run
+    from bayescale.spec import load_spec, packaged_spec, value_table
+    from bayescale.valuation import _fake_idata
+
+    values = value_table(_fake_idata(n_points=6, random_state=0))
+    res = SimpleNamespace(
+        diagnostics={"max_rhat": 1.2, "min_ess_bulk": 30.0, "divergences": 5,
+                     "worst_rhat": "alpha_tau", "worst_ess": "c"},
+        values=values, spec=load_spec(packaged_spec("demo")), out=tmp_path,
+        files={"values": tmp_path / "values.csv"}, timings={"inference": 1.0},
+    )
+    _report_run(res, time.perf_counter())
+    out, err = capsys.readouterr()
+    assert "max r_hat 1.200 (alpha_tau)" in out and "divergences 5" in out
+    assert "most valuable points" in out and "least valuable points" in out
+    assert "has not converged" in err
+    res.diagnostics.update(max_rhat=1.004, divergences=0)
+    _report_run(res, time.perf_counter())
+    assert "has not converged" not in capsys.readouterr().err
