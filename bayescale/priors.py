@@ -112,7 +112,7 @@ def reference_k(k: np.ndarray) -> float:
 
     Examples
     --------
-    >>> reference_k(np.array([10, 1000]))
+    >>> round(reference_k(np.array([10, 1000])), 6)
     100.0
     """
     k = np.asarray(k, dtype=float)
