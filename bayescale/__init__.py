@@ -29,6 +29,8 @@ _LAZY = {
     "true_psi": "simulate",
     "sample_contributions": "contributions",
     "ScalingLawModel": "model",
+    "select_law": "laws",
+    "sign_changes": "laws",
     "value": "valuation",
     "value_at": "valuation",
     "p_harmful": "valuation",
@@ -42,6 +44,7 @@ _LAZY = {
     "load_spec": "spec",
     "baselines": None,
     "datasets": None,
+    "laws": None,
     "plots": None,
     "priors": None,
     "simulate": None,
@@ -69,9 +72,10 @@ def __dir__():
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     # ruff: noqa: F401
-    from . import baselines, datasets, plots, priors, simulate, spec
+    from . import baselines, datasets, laws, plots, priors, simulate, spec
     from .contributions import sample_contributions
     from .data import Contributions, data_fingerprint
+    from .laws import select_law, sign_changes
     from .model import ScalingLawModel
     from .selection import Selection, gain_curve, point_addition, select
     from .simulate import simulate_contributions, true_psi

@@ -3,7 +3,7 @@
 For point i and its observations j (internal scale: ``y = Δ / Δ_scale``, ``u = log(k / k_ref)``)::
 
     sign_i ∈ {+1, −1},  P(+1) = π_i = sigmoid(γ₀ + γ·x_i)          (marginalized)
-    ψ_ij  = sign_i · exp(ℓ_i − α_i u_ij)
+    ψ_ij  = sign_i · exp(ℓ_i − α_i u_ij)   [+ b_i · exp(−(α_i + g) u_ij)  with law="two_term"]
     y_ij  ~ Normal(ψ_ij, s_i · exp(−β_i u_ij / 2) / sqrt(count_ij))    (or Student-t)
     θ_i = (ℓ_i, α_i, log s_i, β_i),   θ_ib ~ Normal(μ_b + B_b·x_i, τ_b)  per block b
 
@@ -15,6 +15,12 @@ Why this form
 * **ℓ at k_ref.** log c and α are almost perfectly correlated a posteriori when k is far from 1
   (the law is pinned down near the observed k, not at k = 1). Centring k at its geometric mean
   removes that correlation, which NUTS and ADVI both need.
+* **A second, signed term for sign changes.** Real points can be harmful at small k and
+  helpful at large k (or the reverse), which one signed power law cannot express.
+  ``law="two_term"`` adds ``b_i·(k/k_ref)^−(α_i+g)``: a coefficient b_i ~ Normal(0, τ_b) of
+  either sign (linear in the likelihood, so it adds no second sign to marginalize) and a
+  shared extra decay g > 0, so the second term dominates at small k and the first at large k.
+  b_i = 0 gives the power law back; LOO decides between the two (:func:`bayescale.laws.select_law`).
 * **Sign marginalized.** With a Normal likelihood the two branches share every term but one:
   ``log N(y | +ψ) − log N(y | −ψ) = 2yψ/sd²``. So per point, with ``A = Σ_j y ψ / sd²`` and
   ``C = Σ_j log N(y | 0-mean terms)``, the marginal is ``C + logaddexp(log π + A, log(1−π) − A)``:
@@ -57,6 +63,7 @@ _CONFIG_ATTR = "bayescale_config"
 _METHODS = ("nuts", "advi", "fullrank_advi", "map")
 _NUTS_SAMPLERS = {"pymc": None, "nutpie": "nutpie", "numpyro": "numpyro", "blackjax": "blackjax"}
 _LIKELIHOODS = ("normal", "studentt")
+_LAWS = ("power", "two_term")
 #: Blocks that are always non-centred by default: one point's slope α and noise decay β are
 #: weakly identified by its own observations (a slope over a factor-10 range of k).
 ALWAYS_NONCENTERED = ("alpha", "beta")
@@ -86,6 +93,11 @@ class ScalingLawModel:
         the Normal fit and the Monte Carlo means agreed on the most valuable points.
     priors : dict, optional
         Overrides of the defaults; keys in :func:`bayescale.priors.prior_keys`.
+    law : {"power", "two_term"}, keyword-only
+        "power" is the paper's ψ_k = c·k^(−α). "two_term" adds b·k^(−γ) with a signed b per
+        point and γ = α + g (g > 0 shared), so ψ_k can change sign across k; the posterior
+        then also holds per-point ``b`` and ``gamma``. Compare the two by LOO with
+        :func:`bayescale.laws.select_law`.
     correlated : bool, keyword-only
         Give (ℓ, α) a correlated population with an LKJ(η) prior on the correlation (for two
         dimensions LKJ(η) is ``2·Beta(η, η) − 1``, which is how it is coded).
@@ -103,6 +115,7 @@ class ScalingLawModel:
     ----------
     idata : arviz.InferenceData
         After :meth:`fit`. Posterior per-point ``c``, ``alpha``, ``sigma``, ``beta``,
+        (``b``, ``gamma`` with ``law="two_term"``),
         ``p_harmful`` (dims chain, draw, point) and the internal ``ell``, ``log_s``, ``pi``;
         population ``{block}_mu``, ``{block}_tau``, ``{block}_B`` (dim feature),
         ``pi_intercept``, ``pi_B``, ``ell_alpha_corr`` and ``nu`` where they apply.
@@ -144,6 +157,7 @@ class ScalingLawModel:
         likelihood: str = "normal",
         priors: Mapping[str, Any] | None = None,
         *,
+        law: str = "power",
         correlated: bool = False,
         centered: Mapping[str, bool] | None = None,
         harmful_features: bool = True,
@@ -152,6 +166,7 @@ class ScalingLawModel:
     ):
         self.features = features
         self.likelihood = likelihood
+        self.law = law
         self.priors = priors
         self.correlated = correlated
         self.centered = centered
@@ -167,6 +182,8 @@ class ScalingLawModel:
     def _check_options(self) -> None:
         if self.likelihood not in _LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {_LIKELIHOODS}; got {self.likelihood!r}")
+        if self.law not in _LAWS:
+            raise ValueError(f"law must be one of {_LAWS}; got {self.law!r}")
         if self.priors is not None:
             _priors.resolve_priors({}, self.priors)  # raises on unknown keys / bad values
         self._centered_map()
@@ -195,6 +212,7 @@ class ScalingLawModel:
         """The constructor options (features excluded), as stored by :meth:`save`."""
         return {
             "likelihood": self.likelihood,
+            "law": self.law,
             "priors": _jsonable(self.priors),
             "correlated": bool(self.correlated),
             "centered": _jsonable(self.centered),
@@ -206,7 +224,7 @@ class ScalingLawModel:
     def __repr__(self) -> str:
         feats = "None" if self.features is None else f"<{np.shape(self.features)} features>"
         return (
-            f"ScalingLawModel(features={feats}, likelihood={self.likelihood!r}, "
+            f"ScalingLawModel(features={feats}, likelihood={self.likelihood!r}, law={self.law!r}, "
             f"correlated={self.correlated}, fitted={self._idata is not None})"
         )
 
@@ -323,7 +341,7 @@ class ScalingLawModel:
         """
         self._state = self._prepare(contributions)
         self.model_ = _build_pymc_model(self._state, self.likelihood, self.correlated,
-                                        self._centered_map(), self.harmful_features)
+                                        self._centered_map(), self.harmful_features, self.law)
         return self.model_
 
     # ------------------------------------------------------------------ fit
@@ -516,6 +534,9 @@ class ScalingLawModel:
             alpha = alpha.sel(point=points)
         kk = xr.DataArray(k, dims="k", coords={"k": k})
         psi = c * kk ** (-alpha)
+        if "b" in post:  # law="two_term"
+            sel = {} if points is None else {"point": points}
+            psi = psi + post["b"].sel(sel) * kk ** (-post["gamma"].sel(sel))
         return psi.transpose("chain", "draw", "point", "k").rename("psi")
 
     def predict_new(self, features_new, k, *, random_seed: int | None = None) -> xr.DataArray:
@@ -575,7 +596,12 @@ class ScalingLawModel:
         harmful = rng.random(shape) < np.exp(l1mp)
         kk = np.asarray(k)
         mag = np.exp(theta["ell"][..., None] - theta["alpha"][..., None] * np.log(kk / s["k_ref"]))
-        psi = np.where(harmful[..., None], -mag, mag) * s["delta_scale"]
+        psi = np.where(harmful[..., None], -mag, mag)
+        if "b" in post:  # a new point's second term: b ~ Normal(0, τ_b), decaying g faster
+            b_new = post["b_tau"].values[..., None] * rng.standard_normal(shape)
+            psi = psi + b_new[..., None] * np.exp(
+                -(theta["alpha"][..., None] + post["gap"].values[..., None, None]) * np.log(kk / s["k_ref"]))
+        psi = psi * s["delta_scale"]
         return xr.DataArray(
             psi, dims=("chain", "draw", "point", "k"),
             coords={"chain": post["chain"].values, "draw": post["draw"].values,
@@ -634,6 +660,7 @@ class ScalingLawModel:
             features = const["features"].values
         model = cls(
             features=features, likelihood=config["likelihood"], priors=config["priors"],
+            law=config.get("law", "power"),
             correlated=config["correlated"], centered=config["centered"],
             harmful_features=config["harmful_features"], delta_scale=config["delta_scale"],
             k_ref=config["k_ref"],
@@ -700,7 +727,8 @@ def auto_centering(state: dict) -> dict[str, bool]:
 
 
 # ====================================================================== model graph
-def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict, harmful_features: bool):
+def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict, harmful_features: bool,
+                      law: str = "power"):
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -744,6 +772,10 @@ def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict
         nu = None
         if likelihood == "studentt":
             nu = 1.0 + pm.Gamma("nu_minus_1", alpha=pr["nu"][0], beta=pr["nu"][1])
+        gap = None
+        if law == "two_term":
+            theta["b"] = pm.HalfNormal("b_tau", pr["b_tau"]) * pm.Normal("b_z", 0.0, 1.0, dims="point")
+            gap = pm.Gamma("gap", alpha=pr["gap"][0], beta=pr["gap"][1])
         # y and u as shared variables: a compiled model (e.g. nutpie's) can swap datasets of
         # the same layout without recompiling, which simulation-based calibration relies on.
         # Dense layout (points × m_max, padded and masked) when the table is nearly balanced:
@@ -754,7 +786,7 @@ def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict
             u = pm.Data("u", _pad(s, s["u"]))
             log_w = _pad(s, s["log_w"])
             mask = _pad(s, np.ones_like(s["y"]))
-            rows = {b: theta[b][:, None] for b in _priors.BLOCKS}
+            rows = {b: v[:, None] for b, v in theta.items()}
 
             def segsum(v):
                 return (v * mask).sum(axis=1)
@@ -762,10 +794,12 @@ def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict
             y = pm.Data("y_scaled", s["y"])
             u = pm.Data("u", s["u"])
             log_w = s["log_w"]
-            rows = {b: theta[b][idx] for b in _priors.BLOCKS}
+            rows = {b: v[idx] for b, v in theta.items()}
 
             def segsum(v):
                 return _segment_sum(pt, v, idx, n)
+        if gap is not None:  # the second term is linear: move it to the left-hand side
+            y = y - rows["b"] * pt.exp(pt.clip(-(rows["alpha"] + gap) * u, -_CLIP_MEAN, _CLIP_MEAN))
         eta = pt.clip(rows["ell"] - rows["alpha"] * u, -_CLIP_MEAN, _CLIP_MEAN)
         log_sd = pt.clip(rows["log_s"] - 0.5 * rows["beta"] * u - log_w, -_CLIP_LOGSD, _CLIP_LOGSD)
         branch_pos, branch_neg = _branch_sums(pt, y, eta, log_sd, segsum, nu)
@@ -867,6 +901,10 @@ def _derive(posterior: xr.Dataset, s: dict, likelihood: str, correlated: bool, c
             theta[b] = post[b].values
         else:
             theta[b] = _pop_mean(post, b, X) + post[f"{b}_tau"].values[..., None] * _mix(post, b, z, correlated)
+    gap = None
+    if "gap" in post:  # law="two_term"
+        theta["b"] = post["b_tau"].values[..., None] * post["b_z"].values
+        gap = post["gap"].values.reshape(-1)
     log_pi, log_1mpi = _log_pi(post, X)
     nu = 1.0 + post["nu_minus_1"].values if likelihood == "studentt" else None
     if nu is not None:
@@ -884,7 +922,7 @@ def _derive(posterior: xr.Dataset, s: dict, likelihood: str, correlated: bool, c
     for lo in range(0, n_chain * n_draw, chunk):
         sl = slice(lo, lo + chunk)
         pos, neg = _branch_sums_np(s, {b: v[sl] for b, v in flat.items()},
-                                   None if nu_f is None else nu_f[sl])
+                                   None if nu_f is None else nu_f[sl], None if gap is None else gap[sl])
         a = lp_f[sl] + pos
         bneg = l1_f[sl] + neg
         ll[sl] = np.logaddexp(a, bneg)
@@ -902,14 +940,21 @@ def _derive(posterior: xr.Dataset, s: dict, likelihood: str, correlated: bool, c
     post["c"] = (dims, sign * np.exp(theta["ell"]) * k_ref ** theta["alpha"] * d)
     post["sigma"] = (dims, np.exp(theta["log_s"]) * k_ref ** (0.5 * theta["beta"]) * d)
     post["p_harmful"] = (dims, p_harm)
+    if gap is not None:  # the second term on the paper's scale: b·k^(−γ)
+        gamma = theta["alpha"] + post["gap"].values[..., None]
+        post["gamma"] = (dims, gamma)
+        post["b"] = (dims, theta["b"] * k_ref**gamma * d)
     log_lik = xr.DataArray(ll.reshape(n_chain, n_draw, n_pt), dims=dims,
                            coords={"chain": post["chain"], "draw": post["draw"], "point": post["point"]})
     return post, log_lik
 
 
-def _branch_sums_np(s: dict, theta: dict, nu):
+def _branch_sums_np(s: dict, theta: dict, nu, gap=None):
     """numpy twin of :func:`_branch_sums` for a chunk of draws: arrays (draws, points)."""
     idx, y, u, starts = s["idx"], s["y"], s["u"], s["starts"]
+    if gap is not None:
+        y = y - theta["b"][:, idx] * np.exp(np.clip(-(theta["alpha"][:, idx] + gap[:, None]) * u,
+                                                    -_CLIP_MEAN, _CLIP_MEAN))
     eta = np.clip(theta["ell"][:, idx] - theta["alpha"][:, idx] * u, -_CLIP_MEAN, _CLIP_MEAN)
     log_sd = np.clip(theta["log_s"][:, idx] - 0.5 * theta["beta"][:, idx] * u - s["log_w"],
                      -_CLIP_LOGSD, _CLIP_LOGSD)

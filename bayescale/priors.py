@@ -26,6 +26,10 @@ Prior keys and their meaning (``loc``/``scale`` of a Normal unless said otherwis
 ``pi_B``            Normal(0, ·) scale of feature effects on logit P(c > 0)
 ``lkj_eta``         η of the LKJ prior on the (ℓ, α) correlation (``correlated=True`` only)
 ``nu``              (shape, rate) of the Gamma prior on ν − 1 (``likelihood="studentt"`` only)
+``b_tau``           HalfNormal scale of the sd of the second term's coefficient at k_ref
+                    (``law="two_term"`` only); default 2·e^(loc of ``ell_mu``), the first term's size
+``gap``             (shape, rate) of the Gamma prior on the extra decay of the second term
+                    (``law="two_term"`` only); default (2, 2): mean 1, little mass near 0
 ==================  ============================================================================
 
 Examples
@@ -69,12 +73,15 @@ _FIXED: dict[str, Any] = {
     "pi_B": 1.0,
     "lkj_eta": 2.0,  # mild shrinkage of the (ℓ, α) correlation towards 0
     "nu": (2.0, 0.1),  # Gamma(2, 0.1) on ν − 1: mean 21, still allows heavy tails (ν ≈ 3)
+    # Second term decays faster by `gap`; Gamma(2, 2) keeps it away from 0, where the two
+    # terms would be the same function of k and trade off freely.
+    "gap": (2.0, 2.0),
 }
 
-_PAIR_KEYS = ("ell_mu", "alpha_mu", "log_s_mu", "beta_mu", "pi_intercept", "nu")
+_PAIR_KEYS = ("ell_mu", "alpha_mu", "log_s_mu", "beta_mu", "pi_intercept", "nu", "gap")
 _SCALAR_KEYS = (
     "ell_tau", "ell_B", "alpha_tau", "alpha_B", "log_s_tau", "log_s_B",
-    "beta_tau", "beta_B", "pi_B", "lkj_eta",
+    "beta_tau", "beta_B", "pi_B", "lkj_eta", "b_tau",
 )
 
 
@@ -84,7 +91,7 @@ def prior_keys() -> tuple[str, ...]:
     Examples
     --------
     >>> len(prior_keys())
-    16
+    18
     """
     return (*_PAIR_KEYS, *_SCALAR_KEYS)
 
@@ -180,6 +187,7 @@ def default_priors(y: np.ndarray, u: np.ndarray, idx: np.ndarray, n_points: int)
     means = sums / counts
     level = float(np.median(np.abs(means)))
     priors["ell_mu"] = (float(np.clip(np.log(max(level, 1e-6)), -8.0, 2.0)), 2.0)
+    priors["b_tau"] = 2.0 * float(np.exp(priors["ell_mu"][0]))
     share = float(np.clip(np.mean(means > 0), 0.05, 0.95))
     priors["pi_intercept"] = (float(np.clip(np.log(share / (1 - share)), -3, 3)), 1.5)
     return priors
@@ -220,8 +228,8 @@ def _check_prior_value(key: str, value: Any):
             raise ValueError(f"priors[{key!r}] must be a pair of numbers; got {value!r}") from None
         if not (np.isfinite(a) and np.isfinite(b) and b > 0):
             raise ValueError(f"priors[{key!r}] must be finite with a positive second entry; got {value!r}")
-        if key == "nu" and a <= 0:
-            raise ValueError(f"priors['nu'] is (shape, rate) of a Gamma and needs shape > 0; got {value!r}")
+        if key in ("nu", "gap") and a <= 0:
+            raise ValueError(f"priors[{key!r}] is (shape, rate) of a Gamma and needs shape > 0; got {value!r}")
         return (a, b)
     try:
         v = float(value)

@@ -38,6 +38,7 @@ def simulate_contributions(
     k_design: str | Sequence[int] = "uniform",
     likelihood: str = "normal",
     nu: float = 5.0,
+    second_term: tuple[float, float] | None = None,
     random_state=None,
 ) -> tuple[Contributions, pd.DataFrame]:
     """Draw observations for ``n_points`` points with known (c, α, σ, β).
@@ -61,6 +62,12 @@ def simulate_contributions(
         through a fixed grid of sizes.
     likelihood : "normal" or "studentt"
         Student-t noise (``nu`` degrees of freedom) tests robustness.
+    second_term : (relative sd, gap), optional
+        Add ``b·k^(−(α+gap))`` to every point's law (ScalingLawModel's ``law="two_term"``),
+        with ``b = r·|c|·k_mid^gap``, r ~ Normal(0, relative sd) and k_mid the geometric mean
+        of ``k_range``: at k_mid the second term is r times the first. Points with r < −1
+        (or r > 1 for harmful ones) change sign inside the range. ``truth`` then also has
+        ``b`` and ``gamma``.
     random_state : int, Generator or None
 
     Returns
@@ -114,9 +121,18 @@ def simulate_contributions(
     b = np.maximum(rng.normal(beta[0], beta[1], n_points), 0.05)
     harmful = rng.random(n_points) < p_harmful
     c = np.where(harmful, -abs_c, abs_c)
+    if second_term is not None:
+        rel_sd, gap = (float(v) for v in second_term)
+        if not (rel_sd >= 0 and gap > 0):
+            raise ValueError(f"second_term must be (relative sd >= 0, gap > 0); got {second_term!r}")
+        k_mid = np.sqrt(k_min * k_max)
+        b_coef = rng.normal(0.0, rel_sd, n_points) * abs_c * k_mid**gap
+        gamma = a + gap
 
     ks = _draw_ks(k_design, (k_min, k_max), (n_points, m), rng)
     mean = c[:, None] * ks ** (-a[:, None])
+    if second_term is not None:
+        mean = mean + b_coef[:, None] * ks ** (-gamma[:, None])
     sd = sigma[:, None] * ks ** (-b[:, None] / 2.0)
     noise = rng.standard_t(nu, size=ks.shape) if likelihood == "studentt" else rng.standard_normal(ks.shape)
     deltas = mean + sd * noise
@@ -125,6 +141,9 @@ def simulate_contributions(
         {"c": c, "alpha": a, "sigma": sigma, "beta": b, "harmful": harmful},
         index=pd.Index(np.arange(n_points), name="point"),
     )
+    if second_term is not None:
+        truth["b"] = b_coef
+        truth["gamma"] = gamma
     if features is not None:
         for j in range(features.shape[1]):
             truth[f"x{j}"] = features[:, j]
@@ -139,7 +158,7 @@ def simulate_contributions(
 
 
 def true_psi(truth: pd.DataFrame, k) -> pd.DataFrame:
-    """The exact expected contribution ψ_k = c k^(−α) of each simulated point.
+    """The exact expected contribution ψ_k = c k^(−α) (+ b k^(−γ)) of each simulated point.
 
     Returns a DataFrame indexed by point with one column per k.
 
@@ -153,6 +172,8 @@ def true_psi(truth: pd.DataFrame, k) -> pd.DataFrame:
     if (k <= 0).any():
         raise ValueError("k must be positive")
     values = truth["c"].to_numpy()[:, None] * k[None, :] ** (-truth["alpha"].to_numpy()[:, None])
+    if "b" in truth:
+        values = values + truth["b"].to_numpy()[:, None] * k[None, :] ** (-truth["gamma"].to_numpy()[:, None])
     return pd.DataFrame(values, index=truth.index, columns=pd.Index(k, name="k"))
 
 

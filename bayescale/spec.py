@@ -276,6 +276,7 @@ class ModelSpec(_Section):
 
     features: Literal["none", "X", "X+label"] = "none"
     likelihood: Literal["normal", "studentt"] = "normal"
+    law: Literal["power", "two_term", "auto"] = "power"
     priors: dict[str, Any] | None = None
     correlated: bool = False
     centered: dict[Literal["ell", "alpha", "log_s", "beta"], bool] | None = None
@@ -814,7 +815,7 @@ def run_spec(
     t0 = time.perf_counter()
     fitted_points = np.asarray(contributions.points)
     features = point_features(ds, fitted_points, spec.model.features)
-    model = bs.ScalingLawModel(
+    model_kwargs = dict(
         features=features,
         likelihood=spec.model.likelihood,
         priors=spec.model.priors,
@@ -835,7 +836,16 @@ def run_spec(
         fit_kwargs.update(nuts_sampler=inf.sampler, draws=inf.draws, tune=inf.tune, chains=inf.chains)
     else:
         fit_kwargs.update(draws=inf.draws)
-    idata = model.fit(contributions, **fit_kwargs)
+    if spec.model.law == "auto":
+        _log(verbose, "law = auto: fitting the power and two-term laws, choosing by PSIS-LOO")
+        model, table = bs.select_law(contributions, model_kwargs=model_kwargs, **fit_kwargs)
+        idata = model.idata
+        table.to_csv(out / "law_comparison.csv")
+        files["law_comparison"] = out / "law_comparison.csv"
+        _log(verbose, f"chosen law: {model.law}")
+    else:
+        model = bs.ScalingLawModel(law=spec.model.law, **model_kwargs)
+        idata = model.fit(contributions, **fit_kwargs)
     timings["inference"] = time.perf_counter() - t0
     diag = diagnostics(idata)
     model_path = out / "model.nc"

@@ -56,6 +56,8 @@ class _Posterior:
     p_harmful: xr.DataArray | None  # per-draw P(c < 0), same dims, when the fit has it
     k_observed: tuple[int, int]  # inclusive (min k, max k) of the fitted observations
     observations: pd.DataFrame  # columns point, k, delta (+ count when rows average draws)
+    b: xr.DataArray | None = None  # second term b·k^(−γ) of law="two_term", same dims
+    gamma: xr.DataArray | None = None
 
     @property
     def points(self) -> np.ndarray:
@@ -97,7 +99,7 @@ def _posterior(model: Any) -> _Posterior:
     if post is None or "c" not in post or "alpha" not in post:
         raise ValueError("model's InferenceData needs a posterior group with 'c' and 'alpha'")
     arrays = {}
-    for name in ("c", "alpha", "p_harmful"):
+    for name in ("c", "alpha", "p_harmful", "b", "gamma"):
         if name not in post:
             continue
         da = post[name]
@@ -133,6 +135,8 @@ def _posterior(model: Any) -> _Posterior:
         p_harmful=arrays.get("p_harmful"),
         k_observed=(int(k_observed[0]), int(k_observed[1])),
         observations=observations.reset_index(drop=True),
+        b=arrays.get("b") if "gamma" in arrays else None,
+        gamma=arrays.get("gamma") if "b" in arrays else None,
     )
 
 
@@ -146,12 +150,15 @@ def _subset_points(post: _Posterior, points) -> _Posterior:
     if unknown.size:
         raise ValueError(f"points not in the model: {unknown[:10].tolist()}")
     sel = {"point": wanted}
+    pick = lambda da: None if da is None else da.sel(sel)  # noqa: E731
     return _Posterior(
         c=post.c.sel(sel),
         alpha=post.alpha.sel(sel),
-        p_harmful=None if post.p_harmful is None else post.p_harmful.sel(sel),
+        p_harmful=pick(post.p_harmful),
         k_observed=post.k_observed,
         observations=post.observations[post.observations["point"].isin(wanted)],
+        b=pick(post.b),
+        gamma=pick(post.gamma),
     )
 
 
@@ -395,10 +402,14 @@ def _summaries(draws: np.ndarray, hdi_prob: float) -> dict[str, np.ndarray]:
 
 
 def _semivalue_draws(post: _Posterior, w: pd.Series, *, method: str = "auto") -> np.ndarray:
-    """(samples, points) draws of Σ_k w_k c k^(−α); w must have k ≥ 1."""
+    """(samples, points) draws of Σ_k w_k ψ_k (ψ_k = c k^(−α) [+ b k^(−γ)]); w must have k ≥ 1."""
     ks = w.index.to_numpy()
     log_f = _log_weighted_power_sum(post.draws("alpha"), ks, w.to_numpy(), method=method)
-    return post.draws("c") * np.exp(log_f)
+    out = post.draws("c") * np.exp(log_f)
+    if post.b is not None:
+        log_g = _log_weighted_power_sum(post.draws("gamma"), ks, w.to_numpy(), method=method)
+        out = out + post.draws("b") * np.exp(log_g)
+    return out
 
 
 def _prepare_weights(weights, n, k_range, k_observed: tuple[int, int]) -> pd.Series:
@@ -525,10 +536,12 @@ def _check_sizes(k, name: str = "k") -> np.ndarray:
 
 
 def _psi_draws(post: _Posterior, k: np.ndarray) -> np.ndarray:
-    """(samples, points, len(k)) draws of ψ_k = c·k^(−α)."""
-    c = post.draws("c")[..., None]
-    a = post.draws("alpha")[..., None]
-    return c * np.exp(-a * np.log(k)[None, None, :])
+    """(samples, points, len(k)) draws of ψ_k = c·k^(−α) [+ b·k^(−γ)]."""
+    logk = np.log(k)[None, None, :]
+    psi = post.draws("c")[..., None] * np.exp(-post.draws("alpha")[..., None] * logk)
+    if post.b is not None:
+        psi = psi + post.draws("b")[..., None] * np.exp(-post.draws("gamma")[..., None] * logk)
+    return psi
 
 
 def value_at(model, k, *, hdi_prob: float = 0.9, points=None) -> pd.DataFrame:

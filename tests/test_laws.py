@@ -1,0 +1,153 @@
+"""The two-term law (``law="two_term"``), LOO law selection and sign-change flags."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+import bayescale as bs
+from bayescale import model as model_mod
+from bayescale.simulate import simulate_contributions, true_psi
+
+# Points whose law changes sign: the second term is N(0, 1.5) times the first at the middle of
+# the range and decays one power of k faster. The noise is lowered (σ ≈ e^−2) so that 30
+# observations per point can see the shape of the curve, not only its level.
+SIGN_CHANGING = dict(n_points=80, samples_per_point=30, log_sigma=(-2.0, 0.3), second_term=(1.5, 1.0))
+
+
+def _changes_sign(truth: pd.DataFrame, k_range) -> np.ndarray:
+    psi = true_psi(truth, np.geomspace(*k_range, 64)).to_numpy()
+    return (psi.min(axis=1) < 0) & (psi.max(axis=1) > 0)
+
+
+@pytest.fixture(scope="module")
+def selected():
+    c, truth = simulate_contributions(**SIGN_CHANGING, random_state=1)
+    best, table = bs.select_law(c, method="nuts", nuts_sampler="nutpie", draws=300, tune=400,
+                                chains=2, random_seed=0, progressbar=False)
+    return c, truth, best, table
+
+
+def test_loo_chooses_the_two_term_law_when_points_change_sign(selected):
+    # 24 of 80 points change sign inside [100, 1000] (checked below); the power law cannot
+    # follow them, so leave-one-point-out prediction must prefer the two-term law by more
+    # than the 2 standard errors select_law asks for.
+    c, truth, best, table = selected
+    assert _changes_sign(truth, (100, 1000)).sum() >= 10
+    assert best.law == "two_term"
+    assert table.loc["two_term", "chosen"] and not table.loc["power", "chosen"]
+    assert set(best.law_candidates_) == {"power", "two_term"}
+
+
+def test_sign_change_flags_find_the_points_that_change_sign(selected):
+    # The posterior probability of a sign change must rank the truly sign-changing points
+    # above the others (AUC 0.5 = chance; measured 0.97). The power fit's Pareto k is larger
+    # for them on average, since leaving one out moves a law that cannot fit it.
+    c, truth, best, _ = selected
+    flags = bs.sign_changes(best, best.law_candidates_["power"])
+    changes = _changes_sign(truth.loc[flags.index], best.k_observed_)
+    assert roc_auc_score(changes, flags["p_sign_change"]) > 0.85
+    assert flags.loc[changes, "elpd_gain"].mean() > flags.loc[~changes, "elpd_gain"].mean()
+    assert list(flags.columns) == ["p_sign_change", "psi_low", "psi_high", "elpd_gain", "pareto_k_power"]
+
+
+def test_two_term_fit_predicts_psi_better_than_the_power_law(selected):
+    c, truth, best, _ = selected
+    ks = np.geomspace(100, 1000, 8)
+    t = true_psi(truth, ks).to_numpy()
+
+    def r2(model):
+        pred = model.predict(ks).mean(("chain", "draw")).values
+        return 1 - np.sum((pred - t) ** 2) / np.sum((t - t.mean(axis=0)) ** 2)
+
+    assert r2(best) > r2(best.law_candidates_["power"])
+
+
+def test_valuation_uses_both_terms(selected):
+    # value_at and value must agree with ψ_k computed from predict (which adds b·k^(−γ)).
+    _, _, best, _ = selected
+    ks = np.array([150.0, 600.0])
+    direct = best.predict(ks).mean(("chain", "draw")).to_pandas()
+    at = bs.value_at(best, ks).pivot(index="point", columns="k", values="mean")
+    np.testing.assert_allclose(at.to_numpy(), direct.to_numpy(), rtol=1e-10)
+    w = pd.Series([0.25, 0.75], index=pd.Index([150, 600], name="k"))
+    v = bs.value(best, weights=w).set_index("point")["mean"]
+    np.testing.assert_allclose(v.to_numpy(), direct.to_numpy() @ w.to_numpy(), rtol=1e-8)
+
+
+def test_two_term_save_load_round_trip(selected, tmp_path):
+    _, _, best, _ = selected
+    loaded = bs.ScalingLawModel.load(best.save(tmp_path / "two.nc"))
+    assert loaded.law == "two_term"
+    np.testing.assert_array_equal(loaded.predict([123, 456]).values, best.predict([123, 456]).values)
+    new = loaded.predict_new(3, [100, 1000], random_seed=0)
+    assert new.dims == ("chain", "draw", "point", "k") and np.isfinite(new.values).all()
+
+
+def test_two_term_log_likelihood_matches_scipy():
+    # Per point: Δ ~ Normal(±|c| k^−α + b k^−γ, σ² k^−β / count), sign marginalized.
+    rng = np.random.default_rng(0)
+    rows = [(p, int(rng.integers(10, 200)), rng.normal(0.01, 0.05), int(rng.integers(1, 4)))
+            for p, m in zip([2, 4, 9], [3, 6, 1], strict=True) for _ in range(m)]
+    c = bs.Contributions(pd.DataFrame(rows, columns=["point", "k", "delta", "count"]))
+    m = bs.ScalingLawModel(law="two_term")
+    s = m._prepare(c)
+    n = len(s["points"])
+    theta = {b: rng.normal(0, 0.5, n) + off
+             for b, off in zip(("ell", "alpha", "log_s", "beta", "b"), (-1, 1, 0, 2, 0), strict=True)}
+    gap = np.array([0.7])
+    pos, neg = model_mod._branch_sums_np(s, {b: v[None] for b, v in theta.items()}, None, gap)
+    pi = np.array([0.8, 0.3, 0.6])
+    ours = np.logaddexp(np.log(pi) + pos[0], np.log1p(-pi) + neg[0])
+    k_ref, d = s["k_ref"], s["delta_scale"]
+    for i, point in enumerate(s["points"]):
+        sel = s["point"] == point
+        y, k, count = s["delta"][sel], s["k"][sel], s["count"][sel]
+        first = np.exp(theta["ell"][i]) * d * (k / k_ref) ** (-theta["alpha"][i])
+        second = theta["b"][i] * d * (k / k_ref) ** (-(theta["alpha"][i] + gap[0]))
+        sd = np.exp(theta["log_s"][i]) * d * (k / k_ref) ** (-theta["beta"][i] / 2) / np.sqrt(count)
+        ref = np.logaddexp(np.log(pi[i]) + stats.norm.logpdf(y, second + first, sd).sum(),
+                           np.log1p(-pi[i]) + stats.norm.logpdf(y, second - first, sd).sum())
+        # Ours lives on the scaled Δ: the Jacobian of y = Δ/scale is −n_obs·log(scale).
+        assert ours[i] - sel.sum() * np.log(d) == pytest.approx(ref, rel=1e-9, abs=1e-9)
+
+
+def test_two_term_graph_equals_numpy_log_likelihood():
+    from test_model import _potential_at_map  # tests/ is on sys.path
+
+    c, _ = simulate_contributions(n_points=10, samples_per_point=6, second_term=(1.0, 1.0), random_state=2)
+    m = bs.ScalingLawModel(law="two_term")
+    m.fit(c, method="map", progressbar=False, maxeval=50)
+    assert {"b", "gamma", "gap", "b_tau"} <= set(m.idata.posterior.data_vars)
+    assert _potential_at_map(m) == pytest.approx(float(m.idata.log_likelihood["delta"].sum()), rel=1e-8)
+
+
+def test_bad_input_is_a_clear_error():
+    c, _ = simulate_contributions(n_points=4, samples_per_point=4, random_state=0)
+    with pytest.raises(ValueError, match="law must be one of"):
+        bs.ScalingLawModel(law="three_term")
+    with pytest.raises(ValueError, match="at least two different laws"):
+        bs.select_law(c, laws=["power"])
+    with pytest.raises(ValueError, match="must not contain 'law'"):
+        bs.select_law(c, model_kwargs={"law": "power"})
+    m = bs.ScalingLawModel()
+    m.fit(c, method="map", progressbar=False, maxeval=20)
+    with pytest.raises(ValueError, match="law='two_term'"):
+        bs.sign_changes(m)
+    with pytest.raises(ValueError, match="second_term"):
+        simulate_contributions(n_points=4, samples_per_point=4, second_term=(1.0, 0.0))
+
+
+@pytest.mark.slow
+def test_loo_keeps_the_power_law_when_it_holds():
+    # Same settings without a second term: the two-term law can only tie, and a tie keeps
+    # the simpler law.
+    kw = {k: v for k, v in SIGN_CHANGING.items() if k != "second_term"}
+    c, _ = simulate_contributions(**kw, random_state=1)
+    best, table = bs.select_law(c, method="nuts", nuts_sampler="nutpie", draws=300, tune=400,
+                                chains=2, random_seed=0, progressbar=False)
+    print(table)
+    assert best.law == "power"
