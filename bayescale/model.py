@@ -83,8 +83,9 @@ class ScalingLawModel:
         One row per point, **in the order of the table's sorted point ids** (``np.unique`` of
         the ``point`` column). A DataFrame whose index holds every point id is aligned by
         index instead (so a feature table for a whole training set works). Standardized
-        internally; drives the population means of all four blocks and of logit π.
-        Without features the population is intercept-only.
+        internally and clipped to ±3 sd (an outlying point must not get an extrapolated
+        α); drives the population means of all four blocks and of logit π, with default
+        effect priors scaled by 1/sqrt(p). Without features the population is intercept-only.
     likelihood : {"normal", "studentt"}
         Noise model; "normal" is the paper's. Student-t has one shared ν. Caution: Student-t
         estimates the *centre* of each point's Δ, which equals ψ_k = E[Δ] only when Δ is
@@ -263,6 +264,11 @@ class ScalingLawModel:
         u = np.log(k / k_ref)
         X, names, x_mean, x_sd = self._prepare_features(points)
         defaults = _priors.default_priors(y, u, idx, len(points))
+        if X is not None:
+            # Per-feature effect scales shrink with the number of features, so that the
+            # prior spread of a point's population mean stays the same whatever p is.
+            for key in [f"{b}_B" for b in _priors.BLOCKS] + ["pi_B"]:
+                defaults[key] = defaults[key] / np.sqrt(X.shape[1])
         state = {
             "point": point, "k": k, "delta": delta, "count": count, "points": points,
             "idx": idx, "starts": np.r_[0, np.cumsum(n_per)[:-1]], "y": y, "u": u,
@@ -310,7 +316,7 @@ class ScalingLawModel:
         x_mean = X.mean(axis=0)
         x_sd = X.std(axis=0)
         x_sd = np.where(x_sd > 0, x_sd, 1.0)  # a constant column standardizes to zeros
-        return (X - x_mean) / x_sd, names, x_mean, x_sd
+        return _standardize(X, x_mean, x_sd), names, x_mean, x_sd
 
     def _standardize_new(self, features_new) -> np.ndarray:
         names = self._state["feature_names"]
@@ -326,7 +332,7 @@ class ScalingLawModel:
             raise ValueError(f"features_new must have {len(names)} columns; got shape {X.shape}")
         if not np.isfinite(X).all():
             raise ValueError("features_new must be finite (no NaN or inf)")
-        return (X - self._state["x_mean"]) / self._state["x_sd"]
+        return _standardize(X, self._state["x_mean"], self._state["x_sd"])
 
     # ------------------------------------------------------------------ the PyMC model
     def build_model(self, contributions: Contributions):
@@ -678,7 +684,7 @@ class ScalingLawModel:
             "priors": {key: tuple(v) if isinstance(v, list) else v for key, v in config["priors_"].items()},
             "feature_names": config["feature_names"], "x_mean": x_mean, "x_sd": x_sd,
             "centered_": config["centered_"],
-            "X": None if features is None else (features - x_mean) / x_sd,
+            "X": None if features is None else _standardize(features, x_mean, x_sd),
         }
         model._idata = idata
         model._method = config.get("method")
@@ -976,6 +982,20 @@ def _branch_sums_np(s: dict, theta: dict, nu, gap=None):
 
 
 # ====================================================================== small helpers
+#: Standardized features are clipped to ±this many sd (see _standardize).
+FEATURE_CLIP = 3.0
+
+
+def _standardize(X: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """(X − mean) / sd, clipped to ±FEATURE_CLIP.
+
+    The features enter linear predictors of exponents (α, the log level): one point whose
+    feature lies 8 sd out (measured on a PCA embedding of digits) would otherwise get an
+    extrapolated α of 5 or −1.4 and a ψ at small k thousands of times the typical one.
+    """
+    return np.clip((X - mean) / sd, -FEATURE_CLIP, FEATURE_CLIP)
+
+
 def _check_k(k) -> np.ndarray:
     try:
         k = np.atleast_1d(np.asarray(k, dtype=float))

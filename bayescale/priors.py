@@ -12,7 +12,8 @@ Prior keys and their meaning (``loc``/``scale`` of a Normal unless said otherwis
 ==================  ============================================================================
 ``ell_mu``          (loc, scale): intercept of ℓ = log|ψ_kref| (scaled Δ); loc from the data
 ``ell_tau``         scale of the HalfNormal prior on the population sd of ℓ
-``ell_B``           scale of the Normal(0, ·) prior on each feature effect on ℓ
+``ell_B``           scale of the Normal(0, ·) prior on each feature effect on ℓ (all ``*_B``
+                    defaults are divided by sqrt(number of features) by the model)
 ``alpha_mu``        (loc, scale): intercept of α; default (1, 1) (the paper sees α ≈ 1-1.5)
 ``alpha_tau``       HalfNormal scale of the population sd of α
 ``alpha_B``         Normal(0, ·) scale of feature effects on α
