@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
@@ -151,3 +152,33 @@ def test_loo_keeps_the_power_law_when_it_holds():
                                 chains=2, random_seed=0, progressbar=False)
     print(table)
     assert best.law == "power"
+
+
+def test_observation_log_likelihood_matches_the_model_per_point(selected):
+    # Summed over a point's observations with the sign fixed per draw, the observation-level
+    # log-likelihood can only differ from the per-point one (sign marginalized) through the
+    # sign: where the posterior is sure of the sign (P(harmful) < 1e-6 or > 1 − 1e-6 in every
+    # draw) the two must agree.
+    from bayescale.laws import observation_log_likelihood
+
+    _, _, best, _ = selected
+    obs = observation_log_likelihood(best)
+    per_point = obs.groupby(xr.DataArray(best._state["point"], dims="obs")).sum().rename(group="point")
+    ref = best.idata.log_likelihood["delta"]
+    ph = best.idata.posterior["p_harmful"]
+    sure = ((ph < 1e-6) | (ph > 1 - 1e-6)).all(("chain", "draw")).values
+    assert sure.sum() >= 5
+    # The model's per-point term lives on Δ / delta_scale (Jacobian −n_obs·log(scale)) and
+    # includes the prior probability of the sign, log π or log(1 − π).
+    n_obs = np.bincount(best._state["idx"])
+    pi = best.idata.posterior["pi"]
+    ref = ref - n_obs * np.log(best.delta_scale_) - np.log(xr.where(ph > 0.5, 1 - pi, pi))
+    np.testing.assert_allclose(per_point.values[..., sure], ref.values[..., sure], rtol=1e-6, atol=1e-6)
+
+
+def test_point_level_loo_is_available(selected):
+    _, _, best, _ = selected
+    table = bs.laws.compare_laws(best.law_candidates_, level="point")
+    assert table.attrs["level"] == "point" and table["chosen"].sum() == 1
+    with pytest.raises(ValueError, match="level"):
+        bs.laws.compare_laws(best.law_candidates_, level="group")
