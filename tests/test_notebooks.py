@@ -2,13 +2,15 @@
 
 The default run shrinks each notebook's sizes (a cell inserted right after the one that sets
 them) so that all code paths run in seconds of sampling; ``-m slow`` executes them at the
-sizes their stored outputs were made with. The kernel is the interpreter running the tests
+sizes their stored outputs were made with (and with nutpie, which the smoke run swaps for
+PyMC's sampler). The kernel is the interpreter running the tests
 (a kernelspec written to a temporary directory), so the test needs no registered kernel and
 sees the same bayescale.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import time
@@ -22,12 +24,15 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 # Smoke sizes: the fewest points and draws with which every cell still means something
 # (two chains so r_hat and LOO comparisons are defined; pools big enough for point addition).
+# The stored outputs use nutpie; the smoke run uses PyMC's sampler because nutpie compiles
+# every model with numba (~13 s each, seven fits), while PyTensor's C code is cached on disk.
+_PYMC = '\nSAMPLER = "pymc"'
 QUICK = {
-    "01_quickstart": "N_POINTS, M, DRAWS, TUNE, CHAINS = 12, 4, 40, 40, 2",
-    "02_diagnostics": "N_POINTS, M, DRAWS, TUNE, CHAINS = 14, 4, 40, 40, 2",
+    "01_quickstart": "N_POINTS, M, DRAWS, TUNE, CHAINS = 12, 4, 40, 40, 2" + _PYMC,
+    "02_diagnostics": "N_POINTS, M, DRAWS, TUNE, CHAINS = 14, 4, 40, 40, 2" + _PYMC,
     "03_valuation_and_selection": "N_POINTS, N_FLIPPED, M, DRAWS, TUNE, CHAINS = 24, 4, 4, 40, 40, 2\n"
-    "START, BUDGET, REPEATS = 8, 4, 3",
-    "04_features_and_new_points": "N_POINTS, N_HELD_OUT, M, DRAWS, TUNE, CHAINS = 24, 6, 4, 40, 40, 2",
+    "START, BUDGET, REPEATS = 8, 4, 3" + _PYMC,
+    "04_features_and_new_points": "N_POINTS, N_HELD_OUT, M, DRAWS, TUNE, CHAINS = 24, 6, 4, 40, 40, 2" + _PYMC,
 }
 
 
@@ -59,9 +64,9 @@ def _execute(path: Path, kernel: str, sizes: str | None) -> float:
 
     nb = nbformat.read(path, as_version=4)
     if sizes is not None:
-        first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
-        assert "N_POINTS" in nb.cells[first].source, "the first code cell must set the sizes"
-        nb.cells.insert(first + 1, nbformat.v4.new_code_cell(sizes))
+        setup = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "N_POINTS" in c.source]
+        assert setup, f"{path.name}: no code cell sets the sizes (N_POINTS)"
+        nb.cells.insert(setup[0] + 1, nbformat.v4.new_code_cell(sizes))
     t0 = time.perf_counter()
     NotebookClient(nb, timeout=600, kernel_name=kernel,
                    resources={"metadata": {"path": str(NOTEBOOK_DIR)}}).execute()
@@ -94,3 +99,19 @@ def test_stored_notebooks_are_executed_without_errors():
         assert all(c.get("execution_count") for c in code), f"{path.name} is not executed"
         errors = [o for c in code for o in c.get("outputs", []) if o.output_type == "error"]
         assert not errors, f"{path.name}: {errors[0]['ename']}: {errors[0]['evalue']}"
+
+
+def test_stored_notebooks_match_their_source():
+    """Each stored notebook was executed from the current notebooks/build_notebooks.py.
+
+    The script is the reviewable source; editing it without re-executing the notebooks
+    (``python notebooks/build_notebooks.py``) would leave stale outputs behind.
+    """
+    spec = importlib.util.spec_from_file_location("build_notebooks", NOTEBOOK_DIR / "build_notebooks.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    assert set(build.NOTEBOOKS) == {p.stem for p in NOTEBOOKS}
+    for path in NOTEBOOKS:
+        stored = [(c.cell_type, c.source) for c in nbformat.read(path, as_version=4).cells]
+        source = [(c.cell_type, c.source) for c in build.NOTEBOOKS[path.stem]()]
+        assert stored == source, f"{path.name} is out of date: run python notebooks/build_notebooks.py {path.stem[:2]}"
