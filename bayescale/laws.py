@@ -67,6 +67,15 @@ def select_law(
         ``best.law_candidates_`` every fitted model by law.
     table : pandas.DataFrame
         ``arviz.compare`` output (index = law, ranked by elpd_loo) with a ``chosen`` column.
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> c, _ = bs.simulate_contributions(n_points=8, samples_per_point=10, random_state=0)
+    >>> best, table = bs.select_law(c, method="advi", draws=100, n=800, random_seed=0,
+    ...                            progressbar=False)
+    >>> int(table["chosen"].sum())
+    1
     """
     from .model import ScalingLawModel
 
@@ -111,7 +120,17 @@ def compare_laws(models: Mapping[str, Any], *, threshold: float = 2.0, level: st
     Returns
     -------
     pandas.DataFrame
-        ``arviz.compare`` output with a boolean ``chosen`` column.
+        ``arviz.compare`` output with a boolean ``chosen`` column; ``attrs["level"]``.
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> c, _ = bs.simulate_contributions(n_points=8, samples_per_point=10, random_state=0)
+    >>> fits = {law: bs.ScalingLawModel(law=law) for law in ("power", "two_term")}
+    >>> for m in fits.values():
+    ...     _ = m.fit(c, method="advi", draws=100, n=800, random_seed=0, progressbar=False)
+    >>> compare_laws(fits).attrs["level"]
+    'observation'
     """
     import arviz as az
 
