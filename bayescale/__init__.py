@@ -36,6 +36,7 @@ _LAZY = {
     "p_harmful": "valuation",
     "semivalue_weights": "valuation",
     "ExtrapolationWarning": "valuation",
+    "MemoryWarning": "_memory",
     "Selection": "selection",
     "gain_curve": "selection",
     "select": "selection",
@@ -73,6 +74,7 @@ def __dir__():
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     # ruff: noqa: F401
     from . import baselines, datasets, laws, plots, priors, simulate, spec
+    from ._memory import MemoryWarning
     from .contributions import sample_contributions
     from .data import Contributions, data_fingerprint
     from .laws import select_law, sign_changes

@@ -13,13 +13,15 @@ peak RSS, see docs/benchmarks.md, "Big-N inference"):
   count, group index, position, scaled y, log k, weights, sort order, ...).
 * **Padded layout.** When the table is nearly balanced the model works on (points × m_max)
   matrices: y, u, weights and the mask are held by the graph (4 matrices). The compiled
-  gradient then needs 8.2 (ADVI step) to 8.8 (log p + gradient, NUTS) more such matrices at
-  its peak, measured at 10,000 × 50; rounded up to 10. A ragged table uses vectors of length
-  ``n_obs`` instead, with the per-point parameters gathered to each observation (4 more).
+  gradient then needs more such matrices at its peak, measured at 10,000 × 50 with PyTensor's
+  ``profile_memory``: 8.2 (ADVI step) and 8.8 (log p + gradient, NUTS) for the power law, 12.2
+  and 12.8 for ``law="two_term"``; charged 10 and 14. A ragged table uses vectors of length
+  ``n_obs`` instead, with the per-point parameters gathered to each observation (5 more).
 * **Posterior draws.** ``approx.sample`` / the NUTS trace, the InferenceData conversion and the
   derived per-point quantities (c, α, σ, β, ℓ, log s, π, p_harmful, the log-likelihood, and
-  their temporaries) coexist at the peak: 122 bytes per (draw × point) measured for ADVI, i.e.
-  about 15 float64; 18 are charged. NUTS keeps ``chains × draws`` of them.
+  their temporaries) coexist at the peak: 128 bytes per (draw × point) measured for ADVI on
+  20,000 points × 1000 draws (16 float64; 19 with ``law="two_term"``); 19 and 22 are charged.
+  NUTS keeps ``chains × draws`` of them.
 * **Parallel chains.** Each NUTS chain evaluates its own gradient (PyMC runs chains in separate
   processes, each with a copy of the data; nutpie in threads), so the graph term is charged
   once per chain.
@@ -48,17 +50,19 @@ _F64 = 8
 _PER_OBS = 12
 #: (points × m_max) matrices held by the dense graph as data: y, u, log weights, mask.
 _DENSE_DATA = 4
-#: Temporaries of one gradient evaluation, in (points × m_max) matrices (or n_obs vectors when
-#: ragged). Measured 8.2 (ADVI step) and 8.8 (log p + gradient) with profile_memory; rounded up.
-_GRAPH_TEMPS = 10
+#: Temporaries of one gradient evaluation per law, in (points × m_max) matrices (or n_obs
+#: vectors when ragged). Measured with profile_memory: 8.2 / 8.8 (power: ADVI step / log p +
+#: gradient) and 12.2 / 12.8 (two_term); rounded up.
+_GRAPH_TEMPS = {"power": 10, "two_term": 14}
 #: Extra n_obs vectors in the ragged layout: the four per-point parameters gathered to each
 #: observation and the int64 group index.
 _RAGGED_EXTRA = 5
 #: float64 values per (chain × draw × point) alive at the peak of sampling plus post-processing
-#: (measured ~15 for ADVI: 122 bytes per draw and point).
-_PER_DRAW_POINT = 18
-#: Per-point variables of the model (ℓ, α, log s, β): the dimension that full-rank ADVI squares.
-_PER_POINT_PARAMS = 4
+#: (measured 16 for the power law and 19 for two_term: 128 and 152 bytes per draw and point).
+_PER_DRAW_POINT = {"power": 19, "two_term": 22}
+#: Per-point variables of the model (ℓ, α, log s, β; and b for two_term): the dimension that
+#: full-rank ADVI squares.
+_PER_POINT_PARAMS = {"power": 4, "two_term": 5}
 #: Population-level parameters, an upper bound (4 means, a 4×4 covariance, π, features aside).
 _POPULATION_PARAMS = 32
 #: n_free² float64 buffers for full-rank ADVI: L, its gradient, the packed parameters, their
@@ -70,6 +74,7 @@ _FIXED = 512 * 2**20
 WARN_FRACTION = 0.6
 
 _METHODS = ("nuts", "advi", "fullrank_advi", "map")
+_LAWS = tuple(_GRAPH_TEMPS)
 
 
 class MemoryWarning(UserWarning):
@@ -92,6 +97,7 @@ def estimate_fit_memory(
     draws: int,
     chains: int,
     n_features: int = 0,
+    law: str = "power",
 ) -> int:
     """Conservative estimate of the extra memory (bytes) that ``ScalingLawModel.fit`` allocates.
 
@@ -111,6 +117,9 @@ def estimate_fit_memory(
         one draw whatever is passed.
     n_features : int, default 0
         Number of point features.
+    law : {"power", "two_term"}, default "power"
+        The model's law (``ScalingLawModel(law=...)``): the two-term law has one more
+        per-point parameter and a larger gradient graph.
 
     Returns
     -------
@@ -132,6 +141,8 @@ def estimate_fit_memory(
     n_features = check_int(n_features, "n_features", minimum=0)
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}; got {method!r}")
+    if law not in _LAWS:
+        raise ValueError(f"law must be one of {_LAWS}; got {law!r}")
     if dense and n_obs > n_points * m_max:
         raise ValueError(f"n_obs ({n_obs}) cannot exceed n_points × m_max ({n_points * m_max})")
 
@@ -142,14 +153,14 @@ def estimate_fit_memory(
     parallel = chains if method == "nuts" else 1
 
     cells = n_points * m_max if dense else n_obs
-    per_graph = (_GRAPH_TEMPS + (_DENSE_DATA if dense else _RAGGED_EXTRA)) * cells
+    per_graph = (_GRAPH_TEMPS[law] + (_DENSE_DATA if dense else _RAGGED_EXTRA)) * cells
     total = _FIXED + _PER_OBS * n_obs * _F64 + parallel * per_graph * _F64
     # Features: the standardized matrix, its raw copy in constant_data and one dot product per
     # block and per parallel chain.
     total += (2 + 5 * parallel) * n_points * n_features * _F64
-    total += _PER_DRAW_POINT * chains * draws * n_points * _F64
+    total += _PER_DRAW_POINT[law] * chains * draws * n_points * _F64
     if method == "fullrank_advi":
-        n_free = _PER_POINT_PARAMS * n_points + _POPULATION_PARAMS + 5 * n_features
+        n_free = _PER_POINT_PARAMS[law] * n_points + _POPULATION_PARAMS + 5 * n_features
         total += _FULLRANK_MATRICES * n_free * n_free * _F64
     return int(total)
 
@@ -213,6 +224,7 @@ def check_fit_memory(
     draws: int,
     chains: int,
     n_features: int = 0,
+    law: str = "power",
     available: int | None = None,
     stacklevel: int = 2,
 ) -> int:
@@ -220,7 +232,7 @@ def check_fit_memory(
 
     Parameters
     ----------
-    n_points, m_max, n_obs, dense, method, draws, chains, n_features
+    n_points, m_max, n_obs, dense, method, draws, chains, n_features, law
         As in :func:`estimate_fit_memory`.
     available : int, optional
         Bytes available; default :func:`available_memory`. When neither is known the check
@@ -251,7 +263,7 @@ def check_fit_memory(
     True
     """
     need = estimate_fit_memory(n_points, m_max, n_obs, dense=dense, method=method, draws=draws,
-                               chains=chains, n_features=n_features)
+                               chains=chains, n_features=n_features, law=law)
     if available is None:
         available = available_memory()
     if available is None:
@@ -259,7 +271,7 @@ def check_fit_memory(
     if need <= WARN_FRACTION * available:
         return need
     advice = _advice(n_points, m_max, n_obs, dense=dense, method=method, draws=draws, chains=chains,
-                     n_features=n_features, available=available)
+                     n_features=n_features, law=law, available=available)
     what = (f"ScalingLawModel.fit(method={method!r}) on {n_points} points × up to {m_max} observations "
             f"({n_obs} in all) needs about {_gb(need)} by a conservative estimate")
     if need > available:
@@ -269,10 +281,10 @@ def check_fit_memory(
     return need
 
 
-def _advice(n_points, m_max, n_obs, *, dense, method, draws, chains, n_features, available) -> str:
+def _advice(n_points, m_max, n_obs, *, dense, method, draws, chains, n_features, law, available) -> str:
     """Say what to reduce, with the estimate each change gives."""
     def est(**change):
-        args = dict(dense=dense, method=method, draws=draws, chains=chains, n_features=n_features)
+        args = dict(dense=dense, method=method, draws=draws, chains=chains, n_features=n_features, law=law)
         args.update(change)
         return estimate_fit_memory(n_points, m_max, n_obs, **args)
 

@@ -30,6 +30,7 @@ def test_estimate_grows_with_what_costs_memory():
     assert est(draws=2000) > est(draws=1000)
     assert est(method="nuts", chains=4) > est(method="nuts", chains=1)
     assert est(n_features=10) > est()
+    assert est(law="two_term") > est()  # one more per-point parameter, a larger gradient graph
     # ADVI gives one chain of draws and MAP a single draw, whatever is passed.
     assert est(chains=4) == est(chains=1)
     assert est(method="map", draws=5000) == est(method="map", draws=1)
@@ -54,6 +55,7 @@ def test_fullrank_advi_is_quadratic_in_points():
         (dict(n_points=-1), "n_points"),
         (dict(n_obs=2_000_000), "n_obs"),
         (dict(n_features=True), "n_features"),
+        (dict(law="cubic"), "law"),
     ],
 )
 def test_bad_arguments_name_the_argument(kw, match):
