@@ -273,12 +273,17 @@ def test_run_writes_every_output(tiny_run):
     values = pd.read_csv(out / "values.csv")
     assert len(values) == 8
     assert {"point", "mean", "hdi_low", "hdi_high", "p_harmful"} <= set(values.columns)
-    assert (values["hdi_low"] <= values["mean"]).all() and (values["mean"] <= values["hdi_high"]).all()
+    # (The mean of a right-skewed posterior may lie above its 90% HDI, so the table is
+    # checked against the saved model instead of against itself.)
+    assert (values["hdi_low"] < values["hdi_high"]).all()
     assert values["p_harmful"].between(0, 1).all()
     np.testing.assert_array_equal(np.sort(values["point"]), c.points)
 
     model = bs.ScalingLawModel.load(out / "model.nc")
     np.testing.assert_array_equal(np.sort(model.points_), c.points)
+    again = bs.value(model, weights="distributional").set_index("point").loc[values["point"]]
+    np.testing.assert_allclose(values["mean"], again["mean"], rtol=1e-10)
+    np.testing.assert_allclose(values["hdi_high"], again["hdi_high"], rtol=1e-10)
 
 
 def test_rerun_reuses_contributions(tiny_run, monkeypatch):
