@@ -2,17 +2,8 @@
 
 Real points can hurt a small training set and help a large one (or the reverse). One signed
 power law c·k^(−α) cannot follow them; ``ScalingLawModel(law="two_term")`` can. These helpers
-fit both, let leave-one-point-out cross-validation (PSIS-LOO, ArviZ) choose, and say which
-points change sign.
-
-Examples
---------
->>> import bayescale as bs
->>> c, _ = bs.simulate_contributions(n_points=8, samples_per_point=10, random_state=0)
->>> best, table = bs.select_law(c, method="advi", draws=100, n=800, random_seed=0,
-...                            progressbar=False)
->>> sorted(table.index.tolist())
-['power', 'two_term']
+fit both, let cross-validation (PSIS-LOO, ArviZ; one observation or one point left out)
+choose, and say which points change sign. Examples are in each function's docstring.
 """
 
 from __future__ import annotations
