@@ -52,17 +52,18 @@ _PER_OBS = 12
 _DENSE_DATA = 4
 #: Temporaries of one gradient evaluation per law, in (points × m_max) matrices (or n_obs
 #: vectors when ragged). Measured with profile_memory: 8.2 / 8.8 (power: ADVI step / log p +
-#: gradient) and 12.2 / 12.8 (two_term); rounded up.
-_GRAPH_TEMPS = {"power": 10, "two_term": 14}
+#: gradient) and 12.2 / 12.8 (two_term); rounded up. "curved" (one more per-point parameter
+#: and a u² term) is not measured and is charged as two_term.
+_GRAPH_TEMPS = {"power": 10, "two_term": 14, "curved": 14}
 #: Extra n_obs vectors in the ragged layout: the four per-point parameters gathered to each
 #: observation and the int64 group index.
 _RAGGED_EXTRA = 5
 #: float64 values per (chain × draw × point) alive at the peak of sampling plus post-processing
 #: (measured 16 for the power law and 19 for two_term: 128 and 152 bytes per draw and point).
-_PER_DRAW_POINT = {"power": 19, "two_term": 22}
-#: Per-point variables of the model (ℓ, α, log s, β; and b for two_term): the dimension that
+_PER_DRAW_POINT = {"power": 19, "two_term": 22, "curved": 22}  # curved: as two_term
+#: Per-point variables of the model (ℓ, α, log s, β; and b or κ): the dimension that
 #: full-rank ADVI squares.
-_PER_POINT_PARAMS = {"power": 4, "two_term": 5}
+_PER_POINT_PARAMS = {"power": 4, "two_term": 5, "curved": 5}
 #: Population-level parameters, an upper bound (4 means, a 4×4 covariance, π, features aside).
 _POPULATION_PARAMS = 32
 #: n_free² float64 buffers for full-rank ADVI: L, its gradient, the packed parameters, their
@@ -117,9 +118,9 @@ def estimate_fit_memory(
         one draw whatever is passed.
     n_features : int, default 0
         Number of point features.
-    law : {"power", "two_term"}, default "power"
-        The model's law (``ScalingLawModel(law=...)``): the two-term law has one more
-        per-point parameter and a larger gradient graph.
+    law : {"power", "two_term", "curved"}, default "power"
+        The model's law (``ScalingLawModel(law=...)``): the two-term and curved laws have one
+        more per-point parameter and a larger gradient graph.
 
     Returns
     -------

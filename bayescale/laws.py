@@ -1,8 +1,9 @@
-"""Choosing the scaling law: the paper's power law or a two-term law that can change sign.
+"""Choosing the scaling law: the paper's power law, a curved one, or a two-term law that can change sign.
 
-Real points can hurt a small training set and help a large one (or the reverse). One signed
-power law c·k^(−α) cannot follow them; ``ScalingLawModel(law="two_term")`` can. These helpers
-fit both, let cross-validation (PSIS-LOO, ArviZ; one observation or one point left out)
+Real points can hurt a small training set and help a large one (or the reverse), and their
+log|ψ_k| bends in log k. One signed power law c·k^(−α) cannot follow either;
+``ScalingLawModel(law="two_term")`` follows sign changes and ``law="curved"`` a drifting
+exponent. These helpers fit the candidates, let cross-validation (PSIS-LOO, ArviZ; one observation or one point left out)
 choose, and say which points change sign. Examples are in each function's docstring.
 """
 
@@ -23,7 +24,7 @@ __all__ = ["compare_laws", "observation_log_likelihood", "select_law", "sign_cha
 
 def select_law(
     contributions: Contributions,
-    laws: Sequence[str] = ("power", "two_term"),
+    laws: Sequence[str] = ("power", "curved", "two_term"),
     *,
     model_kwargs: Mapping[str, Any] | None = None,
     threshold: float = 2.0,
@@ -40,8 +41,8 @@ def select_law(
     Parameters
     ----------
     contributions : Contributions
-    laws : sequence of {"power", "two_term"}
-        Candidates, simplest first.
+    laws : sequence of {"power", "curved", "two_term"}
+        Candidates, simplest first (default: all three).
     model_kwargs : dict, optional
         Passed to every ``ScalingLawModel`` (features, likelihood, priors, ...).
     threshold : float
@@ -178,6 +179,8 @@ def observation_log_likelihood(model) -> xr.DataArray:
         return v[..., idx]
 
     mean = per_obs("c") * k ** (-per_obs("alpha"))
+    if "kappa" in post:
+        mean = mean * np.exp(-0.5 * per_obs("kappa") * np.log(k / model.k_ref_) ** 2)
     if "b" in post:
         mean = mean + per_obs("b") * k ** (-per_obs("gamma"))
     sd = per_obs("sigma") * k ** (-0.5 * per_obs("beta")) / np.sqrt(count)

@@ -31,6 +31,9 @@ Prior keys and their meaning (``loc``/``scale`` of a Normal unless said otherwis
                     (``law="two_term"`` only); default 2·e^(loc of ``ell_mu``), the first term's size
 ``gap``             (shape, rate) of the Gamma prior on the extra decay of the second term
                     (``law="two_term"`` only); default (2, 2): mean 1, little mass near 0
+``kappa_mu``        (loc, scale): population mean of the curvature κ of log|ψ_k| in log k
+                    (``law="curved"`` only); default (0, 0.5): no curvature a priori
+``kappa_tau``       HalfNormal scale of the population sd of κ (``law="curved"`` only)
 ==================  ============================================================================
 
 Examples
@@ -77,12 +80,18 @@ _FIXED: dict[str, Any] = {
     # Second term decays faster by `gap`; Gamma(2, 2) keeps it away from 0, where the two
     # terms would be the same function of k and trade off freely.
     "gap": (2.0, 2.0),
+    # Curvature of log|ψ| in log k (law="curved"). On the reduced accuracy benchmark's real
+    # tables the fitted mean is 0.5-1.3 at m = 50. Where κ is not identified (m = 5, all k far
+    # from the smallest size asked for) the quadratic extrapolates wildly: on digits at m = 5,
+    # (0, 1) / 0.5 gave R² −151 at k = 25, (0, 0.5) / 0.25 gave −15, and the same at m = 50.
+    "kappa_mu": (0.0, 0.5),
+    "kappa_tau": 0.25,
 }
 
-_PAIR_KEYS = ("ell_mu", "alpha_mu", "log_s_mu", "beta_mu", "pi_intercept", "nu", "gap")
+_PAIR_KEYS = ("ell_mu", "alpha_mu", "log_s_mu", "beta_mu", "pi_intercept", "nu", "gap", "kappa_mu")
 _SCALAR_KEYS = (
     "ell_tau", "ell_B", "alpha_tau", "alpha_B", "log_s_tau", "log_s_B",
-    "beta_tau", "beta_B", "pi_B", "lkj_eta", "b_tau",
+    "beta_tau", "beta_B", "pi_B", "lkj_eta", "b_tau", "kappa_tau",
 )
 
 
@@ -92,7 +101,7 @@ def prior_keys() -> tuple[str, ...]:
     Examples
     --------
     >>> len(prior_keys())
-    18
+    20
     """
     return (*_PAIR_KEYS, *_SCALAR_KEYS)
 

@@ -39,6 +39,7 @@ def simulate_contributions(
     likelihood: str = "normal",
     nu: float = 5.0,
     second_term: tuple[float, float] | None = None,
+    curvature: tuple[float, float] | None = None,
     random_state=None,
 ) -> tuple[Contributions, pd.DataFrame]:
     """Draw observations for ``n_points`` points with known (c, α, σ, β).
@@ -68,6 +69,11 @@ def simulate_contributions(
         of ``k_range``: at k_mid the second term is r times the first. Points with r < −1
         (or r > 1 for harmful ones) change sign inside the range. ``truth`` then also has
         ``b`` and ``gamma``.
+    curvature : (mean, sd), optional
+        Bend every point's law in log-log (ScalingLawModel's ``law="curved"``): ψ_k =
+        c·k^(−α)·exp(−κ·log²(k/k_mid)/2) with κ ~ Normal(mean, sd) per point and k_mid the
+        geometric mean of ``k_range``, so α is the exponent at k_mid. ``truth`` then also has
+        ``kappa`` and ``k_curve`` (= k_mid).
     random_state : int, Generator or None
 
     Returns
@@ -128,9 +134,14 @@ def simulate_contributions(
         k_mid = np.sqrt(k_min * k_max)
         b_coef = rng.normal(0.0, rel_sd, n_points) * abs_c * k_mid**gap
         gamma = a + gap
+    if curvature is not None:
+        kappa = rng.normal(float(curvature[0]), float(curvature[1]), n_points)
+        k_curve = float(np.sqrt(k_min * k_max))
 
     ks = _draw_ks(k_design, (k_min, k_max), (n_points, m), rng)
     mean = c[:, None] * ks ** (-a[:, None])
+    if curvature is not None:
+        mean = mean * np.exp(-0.5 * kappa[:, None] * np.log(ks / k_curve) ** 2)
     if second_term is not None:
         mean = mean + b_coef[:, None] * ks ** (-gamma[:, None])
     sd = sigma[:, None] * ks ** (-b[:, None] / 2.0)
@@ -144,6 +155,9 @@ def simulate_contributions(
     if second_term is not None:
         truth["b"] = b_coef
         truth["gamma"] = gamma
+    if curvature is not None:
+        truth["kappa"] = kappa
+        truth["k_curve"] = k_curve
     if features is not None:
         for j in range(features.shape[1]):
             truth[f"x{j}"] = features[:, j]
@@ -158,7 +172,7 @@ def simulate_contributions(
 
 
 def true_psi(truth: pd.DataFrame, k) -> pd.DataFrame:
-    """The exact expected contribution ψ_k = c k^(−α) (+ b k^(−γ)) of each simulated point.
+    """The exact expected contribution ψ_k = c k^(−α) (· exp(−κ log²(k/k_curve)/2)) (+ b k^(−γ)).
 
     Returns a DataFrame indexed by point with one column per k.
 
@@ -172,6 +186,9 @@ def true_psi(truth: pd.DataFrame, k) -> pd.DataFrame:
     if (k <= 0).any():
         raise ValueError("k must be positive")
     values = truth["c"].to_numpy()[:, None] * k[None, :] ** (-truth["alpha"].to_numpy()[:, None])
+    if "kappa" in truth:
+        values = values * np.exp(-0.5 * truth["kappa"].to_numpy()[:, None]
+                                 * np.log(k[None, :] / truth["k_curve"].to_numpy()[:, None]) ** 2)
     if "b" in truth:
         values = values + truth["b"].to_numpy()[:, None] * k[None, :] ** (-truth["gamma"].to_numpy()[:, None])
     return pd.DataFrame(values, index=truth.index, columns=pd.Index(k, name="k"))

@@ -276,7 +276,7 @@ class ModelSpec(_Section):
 
     features: Literal["none", "X", "X+label"] = "none"
     likelihood: Literal["normal", "studentt"] = "normal"
-    law: Literal["power", "two_term", "auto"] = "power"
+    law: Literal["power", "two_term", "curved", "auto"] = "power"
     priors: dict[str, Any] | None = None
     correlated: bool = False
     centered: dict[Literal["ell", "alpha", "log_s", "beta"], bool] | None = None
@@ -837,7 +837,7 @@ def run_spec(
     else:
         fit_kwargs.update(draws=inf.draws)
     if spec.model.law == "auto":
-        _log(verbose, "law = auto: fitting the power and two-term laws, choosing by PSIS-LOO")
+        _log(verbose, "law = auto: fitting the power, curved and two-term laws, choosing by PSIS-LOO")
         model, table = bs.select_law(contributions, model_kwargs=model_kwargs, **fit_kwargs)
         idata = model.idata
         table.to_csv(out / "law_comparison.csv")

@@ -58,6 +58,8 @@ class _Posterior:
     observations: pd.DataFrame  # columns point, k, delta (+ count when rows average draws)
     b: xr.DataArray | None = None  # second term b·k^(−γ) of law="two_term", same dims
     gamma: xr.DataArray | None = None
+    kappa: xr.DataArray | None = None  # curvature of law="curved", same dims
+    k_ref: float | None = None  # the size the curvature is centred on
 
     @property
     def points(self) -> np.ndarray:
@@ -99,7 +101,7 @@ def _posterior(model: Any) -> _Posterior:
     if post is None or "c" not in post or "alpha" not in post:
         raise ValueError("model's InferenceData needs a posterior group with 'c' and 'alpha'")
     arrays = {}
-    for name in ("c", "alpha", "p_harmful", "b", "gamma"):
+    for name in ("c", "alpha", "p_harmful", "b", "gamma", "kappa"):
         if name not in post:
             continue
         da = post[name]
@@ -126,6 +128,9 @@ def _posterior(model: Any) -> _Posterior:
         )
         if "count" in const:
             observations["count"] = const["count"].to_numpy()
+    k_ref = post.attrs.get("k_ref") if "kappa" in arrays else None
+    if "kappa" in arrays and k_ref is None:
+        raise ValueError("posterior['kappa'] (law='curved') needs posterior.attrs['k_ref'], the size it is centred on")
     if k_observed is None:
         k = observations["k"].to_numpy()
         k_observed = (int(k.min()), int(k.max()))
@@ -137,6 +142,8 @@ def _posterior(model: Any) -> _Posterior:
         observations=observations.reset_index(drop=True),
         b=arrays.get("b") if "gamma" in arrays else None,
         gamma=arrays.get("gamma") if "b" in arrays else None,
+        kappa=arrays.get("kappa"),
+        k_ref=None if k_ref is None else float(k_ref),
     )
 
 
@@ -159,6 +166,8 @@ def _subset_points(post: _Posterior, points) -> _Posterior:
         observations=post.observations[post.observations["point"].isin(wanted)],
         b=pick(post.b),
         gamma=pick(post.gamma),
+        kappa=pick(post.kappa),
+        k_ref=post.k_ref,
     )
 
 
@@ -389,6 +398,25 @@ def _log_weighted_power_sum(alpha: np.ndarray, ks: np.ndarray, w: np.ndarray,
 # ---------------------------------------------------------------------------------------
 # summaries
 # ---------------------------------------------------------------------------------------
+def _log_weighted_curved_sum(alpha: np.ndarray, kappa: np.ndarray, ks: np.ndarray, w: np.ndarray,
+                             k_ref: float) -> np.ndarray:
+    """log Σ_k w_k k^(−α) exp(−κ log²(k/k_ref)/2) for paired (α, κ) arrays of one shape.
+
+    A function of two parameters per draw, so no one-dimensional interpolation: summed
+    directly in blocks of ``_CHUNK`` terms (cost len(alpha)·len(ks)).
+    """
+    a, kap = np.asarray(alpha, dtype=float).ravel(), np.asarray(kappa, dtype=float).ravel()
+    logk = np.log(ks.astype(float))
+    base = np.log(w)
+    sq = 0.5 * (logk - np.log(k_ref)) ** 2
+    out = np.empty(a.size)
+    step = max(1, _CHUNK // max(1, logk.size))
+    for start in range(0, a.size, step):
+        blk = slice(start, start + step)
+        out[blk] = logsumexp(base[None, :] - a[blk, None] * logk[None, :] - kap[blk, None] * sq[None, :], axis=1)
+    return out.reshape(np.shape(alpha))
+
+
 def _summaries(draws: np.ndarray, hdi_prob: float) -> dict[str, np.ndarray]:
     """mean, sd, HDI and P(>0) over axis 0 of a (samples, items) array."""
     hdi = az.hdi(draws[None, ...], hdi_prob=hdi_prob)  # (items, 2); a leading chain axis of 1
@@ -402,9 +430,12 @@ def _summaries(draws: np.ndarray, hdi_prob: float) -> dict[str, np.ndarray]:
 
 
 def _semivalue_draws(post: _Posterior, w: pd.Series, *, method: str = "auto") -> np.ndarray:
-    """(samples, points) draws of Σ_k w_k ψ_k (ψ_k = c k^(−α) [+ b k^(−γ)]); w must have k ≥ 1."""
+    """(samples, points) draws of Σ_k w_k ψ_k (ψ_k of the fitted law); w must have k ≥ 1."""
     ks = w.index.to_numpy()
-    log_f = _log_weighted_power_sum(post.draws("alpha"), ks, w.to_numpy(), method=method)
+    if post.kappa is not None:
+        log_f = _log_weighted_curved_sum(post.draws("alpha"), post.draws("kappa"), ks, w.to_numpy(), post.k_ref)
+    else:
+        log_f = _log_weighted_power_sum(post.draws("alpha"), ks, w.to_numpy(), method=method)
     out = post.draws("c") * np.exp(log_f)
     if post.b is not None:
         log_g = _log_weighted_power_sum(post.draws("gamma"), ks, w.to_numpy(), method=method)
@@ -536,9 +567,12 @@ def _check_sizes(k, name: str = "k") -> np.ndarray:
 
 
 def _psi_draws(post: _Posterior, k: np.ndarray) -> np.ndarray:
-    """(samples, points, len(k)) draws of ψ_k = c·k^(−α) [+ b·k^(−γ)]."""
+    """(samples, points, len(k)) draws of ψ_k = c·k^(−α) [+ b·k^(−γ)] [· exp(−κ log²(k/k_ref)/2)]."""
     logk = np.log(k)[None, None, :]
-    psi = post.draws("c")[..., None] * np.exp(-post.draws("alpha")[..., None] * logk)
+    log_mag = -post.draws("alpha")[..., None] * logk
+    if post.kappa is not None:
+        log_mag = log_mag - 0.5 * post.draws("kappa")[..., None] * (logk - np.log(post.k_ref)) ** 2
+    psi = post.draws("c")[..., None] * np.exp(log_mag)
     if post.b is not None:
         psi = psi + post.draws("b")[..., None] * np.exp(-post.draws("gamma")[..., None] * logk)
     return psi

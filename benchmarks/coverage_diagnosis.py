@@ -1,7 +1,7 @@
 """Why ScalingLawModel's intervals under-cover on real data: bias or width, and where.
 
-Runs on the tables cached by ``benchmarks/accuracy.py --profile reduced`` (digits_binary,
-logistic regression), so it needs that run first. It prints:
+Runs on the tables cached by ``benchmarks/accuracy.py --profile reduced`` (digits_binary with
+logistic regression, or ``--case breast_cancer_mlp``), so it needs that run first. It prints:
 
 1. whether the training table and the truth agree where they overlap (pooled mean Δ of the
    training observations within a factor 1.25 of each grid size against the truth's mean),
@@ -12,9 +12,20 @@ logistic regression), so it needs that run first. It prints:
    P(harmful): their mean (bias), sd (1 if the width is right) and the coverage a noisy truth
    allows (|z| ≤ 1.645).
 
+``--part shape`` describes the truth itself: the local exponent of the median |ψ_k| and of
+the median noise sd between grid sizes, the signal-to-noise ratio of one observation, and how
+often a point's sign at the smallest size agrees with its sign at each size.
+
+``--part laws`` fits the power, curved and two-term laws on the training table at m = 10, 20
+and 50 and on a table with the truth's design (10 draws per point at each grid size, a
+log-spaced design), and prints per fit: the population α (and κ), the mean P(harmful), mean z
+and coverage per grid size, R² per grid size and, for the power law, the AUC of P(harmful)
+against the truth's sign at the smallest and the largest size (which end decides the sign).
+
 Example
 -------
     python benchmarks/coverage_diagnosis.py --m 20
+    python benchmarks/coverage_diagnosis.py --part shape --part laws
 """
 
 from __future__ import annotations
@@ -30,18 +41,24 @@ import pandas as pd
 
 import bayescale as bs
 
+# The reduced profile's cases: cache slug -> (pool size, truth points, truth grid).
+CASES = {
+    "digits_binary_logreg": (200, 60, (25, 44, 76, 132, 230, 400)),
+    "breast_cancer_mlp": (120, 30, (20, 32, 50, 80, 126, 200)),
+}
 CASE = "digits_binary_logreg"
-GRID = (25, 44, 76, 132, 230, 400)
+GRID = CASES[CASE][2]
 
 
 def load_tables(cache: Path):
-    train_files = sorted(cache.glob(f"train_{CASE}_n200_m*_s0.parquet"))
+    n_pool, n_truth, _ = CASES[CASE]
+    train_files = sorted(cache.glob(f"train_{CASE}_n{n_pool}_m*_s0.parquet"))
     if not train_files:
         raise SystemExit(f"no cached training table under {cache}; run benchmarks/accuracy.py --profile reduced")
     train = bs.Contributions.read_parquet(train_files[-1])
     means, ses, raw = {}, {}, {}
     for k in GRID:
-        rounds = sorted(cache.glob(f"truth_{CASE}_n60_k{k}_r*_m50.parquet"))
+        rounds = sorted(cache.glob(f"truth_{CASE}_n{n_truth}_k{k}_r*_m50.parquet"))
         table = pd.concat([bs.Contributions.read_parquet(f).data for f in rounds])
         g = table.groupby("point")["delta"]
         means[k], ses[k], raw[k] = g.mean(), g.std(ddof=1) / np.sqrt(g.size()), table
@@ -75,16 +92,89 @@ def error_table(label, model, truth, se) -> None:
     print(f"| {label} | per grid size: mean z | " + " / ".join(f"{v:+.2f}" for v in z.mean(axis=0)) + " | | | | |")
 
 
+def shape_table(truth, se, raw) -> None:
+    ks = np.array(GRID, dtype=float)
+    med = truth.median().to_numpy()
+    sd = np.array([raw[k].groupby("point")["delta"].std().median() for k in GRID])
+    snr = [float((raw[k].groupby("point")["delta"].mean() / raw[k].groupby("point")["delta"].std()).median())
+           for k in GRID]
+    slope = lambda v: -np.diff(np.log(v)) / np.diff(np.log(ks))  # noqa: E731
+    print("| sizes | local exponent of median ψ | local exponent of median noise sd |")
+    print("|---|---|---|")
+    for (a, b), e_psi, e_sd in zip(zip(GRID[:-1], GRID[1:], strict=True), slope(med), slope(sd), strict=True):
+        print(f"| {a}-{b} | {e_psi:.2f} | {e_sd:.2f} |")
+    T = truth.to_numpy()
+    print("\n| k | median ψ | median mean/sd of one Δ | share ψ > 0 | share > 2 se | share < −2 se | "
+          f"same sign as at k = {GRID[0]} |")
+    print("|---|---|---|---|---|---|---|")
+    for j, k in enumerate(GRID):
+        z = T[:, j] / se.to_numpy()[:, j]
+        print(f"| {k} | {med[j]:.2e} | {snr[j]:.2f} | {(T[:, j] > 0).mean():.2f} | {(z > 2).mean():.2f} | "
+              f"{(z < -2).mean():.2f} | {(np.sign(T[:, j]) == np.sign(T[:, 0])).mean():.2f} |")
+
+
+def laws_table(train, truth, se, raw) -> None:
+    from sklearn.metrics import r2_score, roc_auc_score
+
+    points = truth.index.to_numpy()
+    T, S = truth.to_numpy(), se.to_numpy()
+    designs = {}
+    for m in (10, 20, 50):
+        designs[f"m = {m}"] = table = train.subset(max_per_point=m)
+        k = table.data["k"]
+        print(f"m = {m}: {table.data['base'].nunique()} base sets, {k.nunique()} distinct k, "
+              f"smallest {k.min()}; share of observations with k < {GRID[2]}: {(k < GRID[2]).mean():.2f}")
+    designs["truth design"] = bs.Contributions(pd.concat([raw[k].groupby("point").head(10) for k in GRID]))
+    print("| table | law | α_μ | κ_μ | mean P(harmful) | mean z per size | coverage per size (all) | "
+          f"R² per size | AUC of P(harmful) vs ψ < 0 at k = {GRID[0]} / {GRID[-1]} |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, table in designs.items():
+        for law in ("power", "curved", "two_term"):
+            model = bs.ScalingLawModel(law=law)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(table, nuts_sampler="nutpie", draws=300, tune=500, chains=2, random_seed=0,
+                          progressbar=False)
+            post = model.idata.posterior
+            draws = model.predict(list(GRID), points=points)
+            mean, sd = draws.mean(("chain", "draw")).values, draws.std(("chain", "draw")).values
+            z = (mean - T) / np.sqrt(sd**2 + S**2)
+            cover = np.abs(z) <= 1.645
+            harm = post["p_harmful"].sel(point=points).mean(("chain", "draw")).values
+            kappa = (f"{float(post['kappa_mu'].mean()):.2f} ± {float(post['kappa_mu'].std()):.2f}"
+                     if "kappa_mu" in post else "–")
+            auc = (f"{roc_auc_score(T[:, 0] < 0, harm):.2f} / {roc_auc_score(T[:, -1] < 0, harm):.2f}"
+                   if law == "power" else "–")
+            join = lambda v: " / ".join(f"{x:+.2f}" if x < 0 else f"{x:.2f}" for x in v)  # noqa: E731
+            print(f"| {label} | {law} | {float(post['alpha_mu'].mean()):.2f} | {kappa} | "
+                  f"{float(post['p_harmful'].mean()):.2f} | {join(z.mean(axis=0))} | "
+                  f"{join(cover.mean(axis=0))} ({cover.mean():.2f}) | "
+                  f"{join([r2_score(T[:, j], mean[:, j]) for j in range(len(GRID))])} | {auc} |", flush=True)
+
+
 def main(argv=None) -> None:
+    global CASE, GRID  # the table helpers read the chosen case's grid
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--m", type=int, default=20, help="observations per point in the fit")
     parser.add_argument("--cache", type=Path, default=None, help="the reduced run's cache directory")
+    parser.add_argument("--case", choices=sorted(CASES), default="digits_binary_logreg")
+    parser.add_argument("--part", action="append", choices=["errors", "shape", "laws"],
+                        help="what to print (repeatable; default: errors)")
     args = parser.parse_args(argv)
+    CASE, GRID = args.case, CASES[args.case][2]
     root = Path(__file__).resolve().parent / "cache" / "reduced"
     cache = args.cache or max(root.glob("sampler-*"), key=lambda p: p.stat().st_mtime)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, "
-          f"Python {platform.python_version()}; cache {cache}; m = {args.m}; nutpie 2 × 300 after 500")
+          f"Python {platform.python_version()}; cache {cache}; case {CASE}; m = {args.m}; "
+          "nutpie 2 × 300 after 500")
     train, truth, se, raw = load_tables(cache)
+    parts = args.part or ["errors"]
+    if "shape" in parts:
+        shape_table(truth, se, raw)
+    if "laws" in parts:
+        laws_table(train, truth, se, raw)
+    if "errors" not in parts:
+        return
     measurement_check(train, raw)
     print("\n| fit | posterior P(harmful) | points | mean z | sd z | coverage (noisy truth) | share of true ψ > 0 |")
     print("|---|---|---|---|---|---|---|")

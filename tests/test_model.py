@@ -517,22 +517,25 @@ def test_interval_coverage_of_psi_and_alpha():
 
 @pytest.mark.slow
 def test_feature_effect_on_alpha_is_recovered():
-    # α = 1.2 + 0.3·x0 + 0·x1 (+ N(0, 0.2) per point): the posterior of B_alpha[x0] (per
-    # standardized feature, x ~ N(0,1) so ≈ 0.3) must exclude 0 and cover 0.3 in its 94% HDI,
-    # while x1's effect must not be called positive or negative.
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(300, 2))
-    c, truth = simulate_contributions(n_points=300, samples_per_point=20, features=x,
-                                      alpha_effects=[0.3, 0.0], alpha=(1.2, 0.1), random_state=1)
-    m = bs.ScalingLawModel(features=x)
-    idata = m.fit(c, draws=500, tune=700, chains=2, random_seed=0, progressbar=False)
-    b = idata.posterior["alpha_B"]
-    hdi = az.hdi(b, hdi_prob=0.94)["alpha_B"].values
-    sd_x = x.std(axis=0)
-    effect_hdi = hdi / sd_x[:, None]  # back to the raw feature scale
-    print("alpha_B per raw unit, 94% HDI:", effect_hdi.round(3).tolist())
-    assert effect_hdi[0, 0] > 0 and effect_hdi[0, 0] <= 0.3 <= effect_hdi[0, 1]
-    assert effect_hdi[1, 0] < 0 < effect_hdi[1, 1]
+    # α = 1.2 + 0.3·x0 + 0·x1 (+ N(0, 0.1) per point), on five independent datasets: the
+    # 94% HDI of B_alpha (per raw unit of x) must exclude 0 for x0 every time, and cover the
+    # true 0.3 for x0 and 0 for x1 in at least 4 of 5 (at 94% each, P(>= 4 of 5) = 0.97; a
+    # single dataset decides nothing: seed 1's x1 HDI is [0.023, 0.088], seeds 2-5 cover 0).
+    covered = {0: 0, 1: 0}
+    for seed in range(1, 6):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=(300, 2))
+        c, _ = simulate_contributions(n_points=300, samples_per_point=20, features=x,
+                                      alpha_effects=[0.3, 0.0], alpha=(1.2, 0.1), random_state=seed)
+        m = bs.ScalingLawModel(features=x)
+        idata = m.fit(c, nuts_sampler="nutpie", draws=500, tune=700, chains=2, random_seed=0,
+                      progressbar=False)
+        hdi = az.hdi(idata.posterior["alpha_B"], hdi_prob=0.94)["alpha_B"].values / x.std(axis=0)[:, None]
+        print(f"seed {seed}: alpha_B per raw unit, 94% HDI:", hdi.round(3).tolist())
+        assert hdi[0, 0] > 0
+        covered[0] += int(hdi[0, 0] <= 0.3 <= hdi[0, 1])
+        covered[1] += int(hdi[1, 0] <= 0.0 <= hdi[1, 1])
+    assert covered[0] >= 4 and covered[1] >= 4, covered
 
 
 @pytest.mark.slow

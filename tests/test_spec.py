@@ -324,8 +324,8 @@ def test_run_into_unwritable_dir_is_a_spec_error(tmp_path):
         run_spec(TINY, out=blocker / "sub", progress=False, verbose=False)
 
 
-def test_law_auto_compares_both_laws(tiny_run):
-    # law = "auto" re-uses the stored table, fits both laws and writes the LOO comparison.
+def test_law_auto_compares_the_laws(tiny_run):
+    # law = "auto" re-uses the stored table, fits the three laws and writes the LOO comparison.
     from bayescale.spec import run_spec
 
     spec_path, res = tiny_run
@@ -333,5 +333,5 @@ def test_law_auto_compares_both_laws(tiny_run):
     auto = spec.model_copy(update={"model": spec.model.model_copy(update={"law": "auto"})})
     res2 = run_spec(auto, out=res.out, progress=False, verbose=False)
     table = pd.read_csv(res.out / "law_comparison.csv", index_col=0)
-    assert set(table.index) == {"power", "two_term"} and table["chosen"].sum() == 1
+    assert set(table.index) == {"power", "curved", "two_term"} and table["chosen"].sum() == 1
     assert res2.model.law == table.index[table["chosen"]][0]
