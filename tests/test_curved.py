@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from law_checks import (  # tests/ is on sys.path
+    assert_branch_sums_match_scipy,
+    assert_save_load_round_trip,
+    assert_valuation_follows_predict,
+)
 
 import bayescale as bs
-from bayescale import model as model_mod
 from bayescale.simulate import simulate_contributions, true_psi
 
 # Every point bends like the real tables of the accuracy benchmark (κ about 1: the local
@@ -59,46 +62,24 @@ def test_predict_value_and_value_at_follow_the_curved_law(selected):
     by_hand = (post["c"] * np.exp(-post["alpha"] * np.log(ks[1]) - 0.5 * post["kappa"]
                                   * np.log(ks[1] / post.attrs["k_ref"]) ** 2))
     np.testing.assert_allclose(best.predict(ks).isel(k=1).values, by_hand.values, rtol=1e-10)
-    direct = best.predict(ks).mean(("chain", "draw")).to_pandas()
-    at = bs.value_at(best, ks).pivot(index="point", columns="k", values="mean")
-    np.testing.assert_allclose(at.to_numpy(), direct.to_numpy(), rtol=1e-10)
-    w = pd.Series([0.25, 0.75], index=pd.Index([30, 300], name="k"))
-    v = bs.value(best, weights=w).set_index("point")["mean"]
-    np.testing.assert_allclose(v.to_numpy(), direct.to_numpy() @ w.to_numpy(), rtol=1e-8)
+    assert_valuation_follows_predict(best, ks)
 
 
 def test_curved_save_load_round_trip(selected, tmp_path):
     _, _, best, _ = selected
-    loaded = bs.ScalingLawModel.load(best.save(tmp_path / "curved.nc"))
-    assert loaded.law == "curved"
-    np.testing.assert_array_equal(loaded.predict([25, 800]).values, best.predict([25, 800]).values)
+    assert_save_load_round_trip(best, tmp_path / "curved.nc", [25, 800])
+    loaded = bs.ScalingLawModel.load(tmp_path / "curved.nc")
     pd.testing.assert_frame_equal(bs.value(loaded), bs.value(best))
-    new = loaded.predict_new(3, [20, 1000], random_seed=0)
-    assert new.dims == ("chain", "draw", "point", "k") and np.isfinite(new.values).all()
 
 
 def test_curved_log_likelihood_matches_scipy():
     # Per point: Δ ~ Normal(±|c| k^−α exp(−κ u²/2), σ² k^−β / count), sign marginalized.
-    rng = np.random.default_rng(0)
-    rows = [(p, int(rng.integers(10, 200)), rng.normal(0.01, 0.05), int(rng.integers(1, 4)))
-            for p, m in zip([2, 4, 9], [3, 6, 1], strict=True) for _ in range(m)]
-    c = bs.Contributions(pd.DataFrame(rows, columns=["point", "k", "delta", "count"]))
-    s = bs.ScalingLawModel(law="curved")._prepare(c)
-    theta = {b: rng.normal(0, 0.5, 3) + off
-             for b, off in zip(("ell", "alpha", "log_s", "beta", "kappa"), (-1, 1, 0, 2, 0.8), strict=True)}
-    pos, neg = model_mod._branch_sums_np(s, {b: v[None] for b, v in theta.items()}, None)
-    pi = np.array([0.8, 0.3, 0.6])
-    ours = np.logaddexp(np.log(pi) + pos[0], np.log1p(-pi) + neg[0])
-    k_ref, d = s["k_ref"], s["delta_scale"]
-    for i, point in enumerate(s["points"]):
-        sel = s["point"] == point
-        y, k, count = s["delta"][sel], s["k"][sel], s["count"][sel]
+    def means(theta, i, k, k_ref, d):
         u = np.log(k / k_ref)
         mag = np.exp(theta["ell"][i] - theta["alpha"][i] * u - 0.5 * theta["kappa"][i] * u**2) * d
-        sd = np.exp(theta["log_s"][i]) * d * (k / k_ref) ** (-theta["beta"][i] / 2) / np.sqrt(count)
-        ref = np.logaddexp(np.log(pi[i]) + stats.norm.logpdf(y, mag, sd).sum(),
-                           np.log1p(-pi[i]) + stats.norm.logpdf(y, -mag, sd).sum())
-        assert ours[i] - sel.sum() * np.log(d) == pytest.approx(ref, rel=1e-9, abs=1e-9)
+        return mag, -mag
+
+    assert_branch_sums_match_scipy("curved", ("kappa", 0.8), means)
 
 
 def test_curved_graph_equals_numpy_log_likelihood():

@@ -6,11 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from scipy import stats
+from law_checks import (  # tests/ is on sys.path
+    assert_branch_sums_match_scipy,
+    assert_save_load_round_trip,
+    assert_valuation_follows_predict,
+)
 from sklearn.metrics import roc_auc_score
 
 import bayescale as bs
-from bayescale import model as model_mod
 from bayescale.simulate import simulate_contributions, true_psi
 
 # Points whose law changes sign: the second term is N(0, 1.5) times the first at the middle of
@@ -69,51 +72,23 @@ def test_two_term_fit_predicts_psi_better_than_the_power_law(selected):
 
 def test_valuation_uses_both_terms(selected):
     # value_at and value must agree with ψ_k computed from predict (which adds b·k^(−γ)).
-    _, _, best, _ = selected
-    ks = np.array([150.0, 600.0])
-    direct = best.predict(ks).mean(("chain", "draw")).to_pandas()
-    at = bs.value_at(best, ks).pivot(index="point", columns="k", values="mean")
-    np.testing.assert_allclose(at.to_numpy(), direct.to_numpy(), rtol=1e-10)
-    w = pd.Series([0.25, 0.75], index=pd.Index([150, 600], name="k"))
-    v = bs.value(best, weights=w).set_index("point")["mean"]
-    np.testing.assert_allclose(v.to_numpy(), direct.to_numpy() @ w.to_numpy(), rtol=1e-8)
+    assert_valuation_follows_predict(selected[2], [150, 600])
 
 
 def test_two_term_save_load_round_trip(selected, tmp_path):
-    _, _, best, _ = selected
-    loaded = bs.ScalingLawModel.load(best.save(tmp_path / "two.nc"))
-    assert loaded.law == "two_term"
-    np.testing.assert_array_equal(loaded.predict([123, 456]).values, best.predict([123, 456]).values)
-    new = loaded.predict_new(3, [100, 1000], random_seed=0)
-    assert new.dims == ("chain", "draw", "point", "k") and np.isfinite(new.values).all()
+    assert_save_load_round_trip(selected[2], tmp_path / "two.nc", [123, 456])
 
 
 def test_two_term_log_likelihood_matches_scipy():
     # Per point: Δ ~ Normal(±|c| k^−α + b k^−γ, σ² k^−β / count), sign marginalized.
-    rng = np.random.default_rng(0)
-    rows = [(p, int(rng.integers(10, 200)), rng.normal(0.01, 0.05), int(rng.integers(1, 4)))
-            for p, m in zip([2, 4, 9], [3, 6, 1], strict=True) for _ in range(m)]
-    c = bs.Contributions(pd.DataFrame(rows, columns=["point", "k", "delta", "count"]))
-    m = bs.ScalingLawModel(law="two_term")
-    s = m._prepare(c)
-    n = len(s["points"])
-    theta = {b: rng.normal(0, 0.5, n) + off
-             for b, off in zip(("ell", "alpha", "log_s", "beta", "b"), (-1, 1, 0, 2, 0), strict=True)}
     gap = np.array([0.7])
-    pos, neg = model_mod._branch_sums_np(s, {b: v[None] for b, v in theta.items()}, None, gap)
-    pi = np.array([0.8, 0.3, 0.6])
-    ours = np.logaddexp(np.log(pi) + pos[0], np.log1p(-pi) + neg[0])
-    k_ref, d = s["k_ref"], s["delta_scale"]
-    for i, point in enumerate(s["points"]):
-        sel = s["point"] == point
-        y, k, count = s["delta"][sel], s["k"][sel], s["count"][sel]
+
+    def means(theta, i, k, k_ref, d):
         first = np.exp(theta["ell"][i]) * d * (k / k_ref) ** (-theta["alpha"][i])
         second = theta["b"][i] * d * (k / k_ref) ** (-(theta["alpha"][i] + gap[0]))
-        sd = np.exp(theta["log_s"][i]) * d * (k / k_ref) ** (-theta["beta"][i] / 2) / np.sqrt(count)
-        ref = np.logaddexp(np.log(pi[i]) + stats.norm.logpdf(y, second + first, sd).sum(),
-                           np.log1p(-pi[i]) + stats.norm.logpdf(y, second - first, sd).sum())
-        # Ours lives on the scaled Δ: the Jacobian of y = Δ/scale is −n_obs·log(scale).
-        assert ours[i] - sel.sum() * np.log(d) == pytest.approx(ref, rel=1e-9, abs=1e-9)
+        return second + first, second - first
+
+    assert_branch_sums_match_scipy("two_term", ("b", 0.0), means, gap)
 
 
 def test_two_term_graph_equals_numpy_log_likelihood():
