@@ -77,8 +77,10 @@ def _require_two_sizes(obs: pd.DataFrame, estimator: str, *, min_rows: int = 2) 
 def monte_carlo(contributions) -> pd.DataFrame:
     """Monte Carlo value: each point's (count-weighted) mean contribution.
 
-    The mean estimates ψ averaged over the sampled k range and says nothing about how ψ
-    changes with k. To be scored like the other estimators it is written as the constant
+    The mean estimates ψ averaged uniformly over the sampled k range (the distributional
+    value) and says nothing about how ψ changes with k. A table measured with
+    ``k_design="loguniform"`` (``metadata["k_design"]``) over-samples small k, so its rows are
+    weighted by k (the inverse of the design's density ∝ 1/k) to keep that meaning. To be scored like the other estimators it is written as the constant
     law ψ_k = c·k^0: ``c`` equals ``value`` and ``alpha`` is 0, so :func:`predict_psi` gives
     the same number at every k.
 
@@ -108,17 +110,24 @@ def monte_carlo(contributions) -> pd.DataFrame:
     (['value', 'c', 'alpha'], True)
     """
     obs = _observations(contributions)
-    obs["wd"] = obs["w"] * obs["delta"]
+    meta = getattr(contributions, "metadata", None) or {}
+    # Importance weight of a row towards the uniform-k average (1 for uniform designs).
+    obs["v"] = obs["k"] if meta.get("k_design") == "loguniform" else 1.0
+    obs["wv"] = obs["w"] * obs["v"]
+    obs["wvd"] = obs["wv"] * obs["delta"]
+    obs["wv2"] = obs["wv"] * obs["v"]
     g = obs.groupby("point")
     sw = g["w"].sum()
-    mean = g["wd"].sum() / sw
+    swv = g["wv"].sum()
+    mean = g["wvd"].sum() / swv
     obs["wr2"] = obs["w"] * (obs["delta"] - obs["point"].map(mean)) ** 2
     rows = g.size()
     # A row that averages `count` raw observations has variance σ²/count, so the pooled σ²
-    # is Σ w (Δ − mean)² / (rows − 1) and the mean's variance σ² / Σ w.
+    # is Σ w (Δ − mean)² / (rows − 1) and the weighted mean's variance σ² Σ w v² / (Σ w v)²
+    # (σ² / Σ w when every v is 1).
     with np.errstate(invalid="ignore", divide="ignore"):
         var = obs.groupby("point")["wr2"].sum() / (rows - 1)
-        se = np.sqrt(var / sw).where(rows > 1)
+        se = np.sqrt(var * g["wv2"].sum() / swv**2).where(rows > 1)
     out = pd.DataFrame(
         {
             "value": mean,

@@ -8,8 +8,10 @@ Protocol (Covert et al., 2024, on scikit-learn's bundled data; see docs/benchmar
    common random numbers). Samples are added in rounds until the split-half R² of the means
    reaches ``truth_r2`` at every size or ``truth_max`` samples are spent. Every round is cached
    under ``benchmarks/cache/`` and reused, so the truth is computed once.
-2. **Training observations** for all points of the pool: ``max(m)`` per point, k uniform on
-   the k range; the table for m is the first m observations of each point.
+2. **Training observations** for all points of the pool: ``max(m)`` per point, k log-uniform
+   on the k range (``--k-design uniform`` for the paper's uniform k; log-uniform spends more
+   of a small m at small k, where the truth bends); the table for m is the first m
+   observations of each point. Monte Carlo reweights log-uniform rows to the uniform average.
 3. **Estimators** on each table: Monte Carlo, log-space regression, per-point MLE,
    ``ScalingLawModel`` without features, with features (a PCA embedding of the point's X
    plus its label), with the curved law (an exponent that drifts with k) and with the
@@ -48,7 +50,7 @@ import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-from dataclasses import asdict, dataclass  # noqa: E402
+from dataclasses import asdict, dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -127,6 +129,9 @@ class Profile:
     nuts_sampler: str = "pymc"
     advi_n: int = 20_000
     regression_m: int = 50
+    # Sizes of the training observations (sample_contributions' k_design). Log-uniform puts
+    # more of a small m at small k, where the truth bends and values are largest.
+    k_design: str = "loguniform"
 
 
 PROFILES = {
@@ -184,15 +189,21 @@ def staggered_grid(k_range: tuple[int, int], size: int) -> np.ndarray:
     return grid
 
 
-def _sample(case: Case, ds, points, k_range, m, seed, n_jobs, design="shared"):
+def _sample(case: Case, ds, points, k_range, m, seed, n_jobs, k_design="uniform"):
     # One integer seed per table, derived from the run seed and the table's role.
     seed = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0] >> 1)
     return bs.sample_contributions(
         _learner(case.learner), ds.X_train, ds.y_train, ds.X_val, ds.y_val,
         points=points, k_range=k_range, samples_per_point=m, scoring=case.scoring,
-        design=design, n_jobs=n_jobs, random_state=seed, progress=False,
+        k_design=k_design, design="shared", n_jobs=n_jobs, random_state=seed, progress=False,
         batch_size=max(len(points), 1), warm_start="auto",
     )
+
+
+def _learner_key(case: Case) -> str:
+    """Short hash of the learner's parameters: a cached table is only valid for them."""
+    params = sorted((k, repr(v)) for k, v in _learner(case.learner).get_params().items())
+    return hashlib.sha256(repr(params).encode()).hexdigest()[:8]
 
 
 def _cached(path: Path, make) -> bs.Contributions:
@@ -216,7 +227,8 @@ def ground_truth(case: Case, ds, points, grid, cache: Path, seed: int, n_jobs: i
     for k in grid:
         rounds, r2 = [], np.nan
         for r in range(int(np.ceil(case.truth_max / case.truth_round))):
-            path = cache / f"truth_{_slug(case)}_n{len(points)}_k{k}_r{r}_m{case.truth_round}.parquet"
+            path = cache / (f"truth_{_slug(case)}_{_learner_key(case)}_n{len(points)}_k{k}_r{r}"
+                            f"_m{case.truth_round}.parquet")
             rounds.append(_cached(path, lambda k=k, r=r: _sample(
                 case, ds, points, (int(k), int(k)), case.truth_round,
                 [seed, 1, int(k), r], n_jobs)))
@@ -339,8 +351,9 @@ def run_case(case: Case, profile: Profile, cache: Path, seed: int, n_jobs: int, 
     m_max = max(profile.ms)
     t0 = time.perf_counter()
     train = _cached(
-        cache / f"train_{_slug(case)}_n{n_pool}_m{m_max}_s{seed}.parquet",
-        lambda: _sample(case, ds, pool, case.k_range, m_max, [seed, 2], n_jobs))
+        cache / (f"train_{_slug(case)}_{_learner_key(case)}_{profile.k_design}_n{n_pool}"
+                 f"_m{m_max}_s{seed}.parquet"),
+        lambda: _sample(case, ds, pool, case.k_range, m_max, [seed, 2], n_jobs, profile.k_design))
     t_train = time.perf_counter() - t0
     log(f"  training observations: {len(train)} ({t_train:.0f} s; truth {t_truth:.0f} s)")
 
@@ -450,8 +463,10 @@ def run_regression(case: Case, profile: Profile, cache: Path, seed: int, n_jobs:
     n_pool = ds.n_train if case.n_pool is None else min(case.n_pool, ds.n_train)
     pool = np.sort(np.random.default_rng(seed).choice(ds.n_train, n_pool, replace=False))
     m = profile.regression_m
-    train = _cached(cache / f"train_{_slug(case)}_n{n_pool}_m{m}_s{seed}.parquet",
-                    lambda: _sample(case, ds, pool, case.k_range, m, [seed, 3], n_jobs))
+    train = _cached(cache / (f"train_{_slug(case)}_{_learner_key(case)}_{profile.k_design}"
+                             f"_n{n_pool}_m{m}_s{seed}.parquet"),
+                    lambda: _sample(case, ds, pool, case.k_range, m, [seed, 3], n_jobs,
+                                    profile.k_design))
     t0 = time.perf_counter()
     model = fit_bayes(train, profile, None, seed)
     wall = time.perf_counter() - t0
@@ -530,7 +545,9 @@ def markdown(report: dict) -> str:
         f"{report['machine']}; total {report['total_seconds'] / 60:.1f} min. "
         "Paper's protocol on scikit-learn data: ground truth is the mean of many "
         "contributions at a staggered geometric grid of sizes; every estimator sees the "
-        "same first m observations per point (k uniform on the range, shared design). "
+        "same first m observations per point (shared design, k "
+        f"{report['settings']['profile'].get('k_design', 'uniform').replace('loguniform', 'log-uniform')}"
+        " on the range). "
         "R²(ψ) is the mean over grid sizes of the R² across truth points of predicted "
         "against true ψ_k; R²(DV) is for distributional-Shapley values; coverage is of "
         "central 90% posterior intervals of ψ_k. Monte Carlo is the constant law "
@@ -675,6 +692,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--cases", nargs="*", help="only these case names")
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--k-design", choices=("uniform", "loguniform"), default=None,
+                        help="sizes of the training observations (default: the profile's)")
     parser.add_argument("--cache-dir", type=Path, default=CACHE)
     parser.add_argument("--out-dir", type=Path, default=None,
                         help="where the table, figure and JSON go (default: docs/ for full and "
@@ -696,6 +715,8 @@ def main(argv=None) -> dict:
         return report
     profile_name = "quick" if args.quick else args.profile
     profile = PROFILES[profile_name]
+    if args.k_design is not None:
+        profile = replace(profile, k_design=args.k_design)
     if profile_name == "quick" and args.out_dir is None:
         parser.error("--quick needs --out-dir (the smoke run must not overwrite docs/)")
     out_dir = args.out_dir or ROOT / "docs"

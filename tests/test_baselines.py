@@ -258,3 +258,28 @@ def test_bad_frames_and_sizes():
         B.predict_psi(pd.DataFrame({"value": [1.0]}), 10)
     with pytest.raises(ValueError, match="k must be"):
         B.predict_psi(pd.DataFrame({"c": [1.0], "alpha": [1.0]}), [0, 10])
+
+
+def test_monte_carlo_reweights_a_loguniform_design_to_the_uniform_average():
+    # Noise-free ψ_k = 100/k observed at k ~ 1/k on 10..1000 (4,000 rows): the plain mean is
+    # the log-uniform average (100·(1/10 − 1/1000)/log(100) ≈ 2.15) while the distributional
+    # value is the uniform average (100·log(100)/990 ≈ 0.465).
+    rng = np.random.default_rng(0)
+    ks = np.arange(10, 1001)
+    k = rng.choice(ks, size=4000, p=(1 / ks) / (1 / ks).sum())
+    frame = pd.DataFrame({"point": 0, "k": k, "delta": 100.0 / k})
+    uniform_avg = np.mean(100.0 / ks)
+    logu = B.monte_carlo(bs.Contributions(frame, {"k_design": "loguniform"}))
+    plain = B.monte_carlo(bs.Contributions(frame, {"k_design": "uniform"}))
+    assert abs(logu["value"].iloc[0] / uniform_avg - 1) < 0.05
+    assert plain["value"].iloc[0] > 3 * uniform_avg
+    # The weighted se covers the weighted estimate's actual error over repeated designs.
+    errs, ses = [], []
+    for seed in range(200):
+        r = np.random.default_rng(seed)
+        kk = r.choice(ks, size=200, p=(1 / ks) / (1 / ks).sum())
+        f = pd.DataFrame({"point": 0, "k": kk, "delta": 1.0 + r.normal(0, 1, 200)})
+        out = B.monte_carlo(bs.Contributions(f, {"k_design": "loguniform"}))
+        errs.append(out["value"].iloc[0] - 1.0)
+        ses.append(out["se"].iloc[0])
+    assert 0.85 < np.std(errs) / np.mean(ses) < 1.15
