@@ -190,6 +190,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         scoring=args.scoring or DEFAULT_SCORING[ds.task],
         stratify=ds.task == "classification",
         design=args.design,
+        k_design=args.k_design,
         n_jobs=args.n_jobs,
         random_state=args.seed,
         progress=not args.no_progress,
@@ -297,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples-per-point", "-m", type=int, default=10)
     p.add_argument("--points", type=int, default=None, help="number of random training points (default all)")
     p.add_argument("--design", choices=["independent", "shared"], default="shared")
+    p.add_argument("--k-design", choices=["uniform", "loguniform"], default="uniform",
+                   help="distribution of the sizes k on the range (loguniform: more small k)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-seed", type=int, default=0, help="random_state of the dataset split")
     p.add_argument("--n-jobs", type=int, default=1)

@@ -19,7 +19,10 @@ import xarray as xr
 
 from .data import Contributions
 
-__all__ = ["compare_laws", "observation_log_likelihood", "select_law", "sign_changes"]
+__all__ = ["LOO_LEVELS", "compare_laws", "k_bin_groups", "observation_log_likelihood", "select_law",
+           "sign_changes"]
+
+LOO_LEVELS = ("observation", "k_bin", "point")
 
 
 def select_law(
@@ -29,6 +32,7 @@ def select_law(
     model_kwargs: Mapping[str, Any] | None = None,
     threshold: float = 2.0,
     level: str = "observation",
+    k_bins: int = 4,
     **fit_kwargs,
 ):
     """Fit one ScalingLawModel per law and choose between them by PSIS-LOO.
@@ -47,8 +51,10 @@ def select_law(
         Passed to every ``ScalingLawModel`` (features, likelihood, priors, ...).
     threshold : float
         Number of standard errors of the elpd difference a more complex law must win by.
-    level : {"observation", "point"}
+    level : {"observation", "k_bin", "point"}
         What LOO leaves out; see :func:`compare_laws`.
+    k_bins : int
+        Number of log-spaced size bins for ``level="k_bin"``.
     **fit_kwargs
         Passed to every ``fit`` (method, draws, random_seed, ...).
 
@@ -84,14 +90,15 @@ def select_law(
         model = ScalingLawModel(law=law, **model_kwargs)
         model.fit(contributions, **fit_kwargs)
         fits[law] = model
-    table = compare_laws(fits, threshold=threshold, level=level)
+    table = compare_laws(fits, threshold=threshold, level=level, k_bins=k_bins)
     best = fits[table.index[table["chosen"]][0]]
     best.law_comparison_ = table
     best.law_candidates_ = fits
     return best, table
 
 
-def compare_laws(models: Mapping[str, Any], *, threshold: float = 2.0, level: str = "observation") -> pd.DataFrame:
+def compare_laws(models: Mapping[str, Any], *, threshold: float = 2.0, level: str = "observation",
+                 k_bins: int = 4) -> pd.DataFrame:
     """PSIS-LOO comparison of models fitted to the same table, simplest first.
 
     The first model is kept unless a later one beats the current choice by more than
@@ -102,12 +109,19 @@ def compare_laws(models: Mapping[str, Any], *, threshold: float = 2.0, level: st
     models : dict of name -> fitted ScalingLawModel
         In order of complexity, simplest first.
     threshold : float
-    level : {"observation", "point"}
+    level : {"observation", "k_bin", "point"}
         What is left out. "observation" (default) asks how well each law predicts a held-out
-        contribution of a point it has seen; "point" leaves a point's whole table out, using
-        the models' per-point log-likelihood. Leaving a point out removes all the information
-        on its own parameters, so PSIS is unreliable there (Pareto k > 0.7 for most points on
-        real tables, measured in notebook 02); the observation level keeps k low.
+        contribution of a point it has seen. Neighbouring observations of the same point at
+        similar k stay in, so it mostly rewards fitting the most precise (large-k)
+        observations. "k_bin" leaves out all of a point's observations in one of ``k_bins``
+        log-spaced size bins at once, so each law must predict a stretch of k from the point's
+        other sizes: a test of the law's shape across k. "point" leaves a point's whole table
+        out, using the models' per-point log-likelihood. Leaving a point out removes all the
+        information on its own parameters, so PSIS is unreliable there (Pareto k > 0.7 for
+        most points on real tables, measured in notebook 02); the observation level keeps k
+        low, and the k-bin level lies between (check ``loo``'s Pareto k).
+    k_bins : int
+        Number of size bins (log-spaced over the observed k) for ``level="k_bin"``.
 
     Returns
     -------
@@ -131,9 +145,11 @@ def compare_laws(models: Mapping[str, Any], *, threshold: float = 2.0, level: st
         raise ValueError(f"compare_laws needs at least two models; got {names!r}")
     if not threshold >= 0:
         raise ValueError(f"threshold must be >= 0; got {threshold!r}")
-    if level not in ("observation", "point"):
-        raise ValueError(f"level must be 'observation' or 'point'; got {level!r}")
-    data = {name: _loo_data(m, level) for name, m in models.items()}
+    if level not in LOO_LEVELS:
+        raise ValueError(f"level must be one of {LOO_LEVELS}; got {level!r}")
+    if isinstance(k_bins, bool) or not isinstance(k_bins, (int, np.integer)) or k_bins < 2:
+        raise ValueError(f"k_bins must be an integer >= 2; got {k_bins!r}")
+    data = {name: _loo_data(m, level, k_bins) for name, m in models.items()}
     with warnings.catch_warnings():
         # High Pareto k is reported per point by sign_changes, not hidden.
         warnings.simplefilter("ignore")
@@ -149,6 +165,20 @@ def compare_laws(models: Mapping[str, Any], *, threshold: float = 2.0, level: st
     table["chosen"] = table.index == chosen
     table.attrs["level"] = level
     return table
+
+
+def k_bin_groups(model, k_bins: int = 4) -> np.ndarray:
+    """Group id of every observation for ``level="k_bin"``: point × log-spaced size bin.
+
+    Bins split the observed k range into ``k_bins`` equal steps of log k; ids are dense
+    (0, 1, ...) in order of (point position, bin), for the observations in the order of
+    ``model.idata.observed_data``.
+    """
+    state = model._state
+    k = np.asarray(state["k"], dtype=float)
+    edges = np.geomspace(k.min(), k.max(), int(k_bins) + 1)[1:-1]
+    key = np.asarray(state["idx"]) * int(k_bins) + np.searchsorted(edges, k, side="right")
+    return np.unique(key, return_inverse=True)[1]
 
 
 def observation_log_likelihood(model) -> xr.DataArray:
@@ -193,24 +223,34 @@ def observation_log_likelihood(model) -> xr.DataArray:
                         name="delta")
 
 
-def _loo_data(model, level: str):
-    """An InferenceData whose log_likelihood is per observation or per point."""
+def _loo_data(model, level: str, k_bins: int = 4):
+    """An InferenceData whose log_likelihood is per observation, (point, k bin) or point."""
     import arviz as az
 
     if level == "point":
         return model.idata
-    return az.InferenceData(posterior=model.idata.posterior[["alpha"]],
-                            log_likelihood=observation_log_likelihood(model).to_dataset())
+    ll = observation_log_likelihood(model)
+    if level == "k_bin":
+        groups = k_bin_groups(model, k_bins)
+        summed = np.zeros(ll.shape[:2] + (groups.max() + 1,))
+        np.add.at(summed, (slice(None), slice(None), groups), ll.values)
+        ll = xr.DataArray(summed, dims=("chain", "draw", "obs"),
+                          coords={"chain": ll["chain"], "draw": ll["draw"]}, name="delta")
+    return az.InferenceData(posterior=model.idata.posterior[["alpha"]], log_likelihood=ll.to_dataset())
 
 
-def _pointwise_loo(model, level: str = "observation") -> tuple[pd.Series, pd.Series]:
+def _pointwise_loo(model, level: str = "observation", k_bins: int = 4) -> tuple[pd.Series, pd.Series]:
     """Per-point LOO elpd (observations summed) and worst Pareto k of the point's terms."""
     import arviz as az
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # high Pareto k is reported by the caller, per point
-        loo = az.loo(_loo_data(model, level), pointwise=True)
-    owner = model.points_ if level == "point" else model._state["point"]
+        loo = az.loo(_loo_data(model, level, k_bins), pointwise=True)
+    owner = model.points_ if level == "point" else np.asarray(model._state["point"])
+    if level == "k_bin":
+        groups = k_bin_groups(model, k_bins)
+        first = np.unique(groups, return_index=True)[1]
+        owner = owner[first]
     frame = pd.DataFrame({"elpd": np.asarray(loo.loo_i), "k": np.asarray(loo.pareto_k)}, index=owner)
     grouped = frame.groupby(level=0)
     return grouped["elpd"].sum(), grouped["k"].max()

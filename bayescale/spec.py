@@ -44,6 +44,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .contributions import _STORE_LAYOUT
+
 __all__ = [
     "LEARNERS",
     "RunResult",
@@ -247,6 +249,7 @@ class SamplingSpec(_Section):
     samples_per_point: int = Field(10, ge=1)
     points: Annotated[int, Field(ge=1)] | list[int] | None = None
     design: Literal["independent", "shared"] = "shared"
+    k_design: Literal["uniform", "loguniform"] = "uniform"
     stratify: bool = True
     seed: int = 0
     n_jobs: int = 1
@@ -497,6 +500,8 @@ def sampling_hash(spec: RunSpec, fingerprint: str = "") -> str:
             k: v for k, v in spec.sampling.model_dump(mode="json").items() if k != "n_jobs"
         },  # n_jobs does not change the table (one derived seed per task)
         "fingerprint": fingerprint,
+        # The sampler's plan version: a table planned by an older sampler is not re-used.
+        "sampler_layout": _STORE_LAYOUT,
     }
     blob = json.dumps(payload, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
@@ -798,6 +803,7 @@ def run_spec(
             scoring=scoring,
             stratify=spec.sampling.stratify and ds.task == "classification",
             design=spec.sampling.design,
+            k_design=spec.sampling.k_design,
             n_jobs=spec.sampling.n_jobs,
             random_state=spec.sampling.seed,
             store=store,

@@ -448,6 +448,12 @@ def _law_checks(fits: dict, truth_points, flagged) -> dict:
            "elpd_two_minus_power": float(elpd["two_term"] - elpd["power"])}
     if "curved" in fits:
         out["elpd_curved_minus_power"] = float(elpd["curved"] - elpd["power"])
+    # Leaving out a point's whole stretch of k (four log-spaced bins) tests each law's shape
+    # across k rather than its fit to the most precise, large-k observations.
+    kb = bs.laws.compare_laws(fits, level="k_bin")
+    out["loo_choice_k_bin"] = str(kb.index[kb["chosen"]][0])
+    if "curved" in fits:
+        out["elpd_k_bin_curved_minus_power"] = float(kb["elpd_loo"]["curved"] - kb["elpd_loo"]["power"])
     flags = bs.sign_changes(fits["two_term"]).loc[truth_points, "p_sign_change"]
     truth_change = flags.index.isin(flagged)
     out["n_flagged"] = int((flags > 0.5).sum())
@@ -619,6 +625,12 @@ def markdown(report: dict) -> str:
                             + f"{r['elpd_two_minus_power']:+.1f}, "
                             f"{int(r['n_flagged'])} ({int(r['flagged_true_changes'])}), AUC "
                             f"{r.get('flag_auc', float('nan')):.2f}" for _, r in tt.iterrows()))
+            if "loo_choice_k_bin" in tt:
+                diag.append("law chosen by LOO over (point, k-bin) groups (four log-spaced bins), "
+                            "elpd(curved) − elpd(power): " + ", ".join(
+                                f"m={r['m']}: {r['loo_choice_k_bin']}, "
+                                f"{r.get('elpd_k_bin_curved_minus_power', float('nan')):+.1f}"
+                                for _, r in tt.iterrows()))
         if diag:
             lines += ["", "Diagnostics: " + "; ".join(diag) + "."]
         lines += ["", "| target | measured | met |", "|---|---|---|"]

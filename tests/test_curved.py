@@ -33,6 +33,9 @@ def test_loo_chooses_the_curved_law_on_bending_curves(selected):
     _, _, best, table = selected
     print(table)
     assert best.law == "curved"
+    k_bin = bs.laws.compare_laws(best.law_candidates_, level="k_bin")
+    print(k_bin)
+    assert k_bin.loc["curved", "chosen"]
 
 
 def test_population_curvature_is_recovered(selected):

@@ -127,6 +127,8 @@ def test_loo_keeps_the_power_law_when_it_holds():
                                 chains=2, random_seed=0, progressbar=False)
     print(table)
     assert best.law == "power"
+    # Leaving out whole stretches of k does not favour the bigger laws either.
+    assert bs.laws.compare_laws(best.law_candidates_, level="k_bin").loc["power", "chosen"]
 
 
 def test_observation_log_likelihood_matches_the_model_per_point(selected):
@@ -157,3 +159,27 @@ def test_point_level_loo_is_available(selected):
     assert table.attrs["level"] == "point" and table["chosen"].sum() == 1
     with pytest.raises(ValueError, match="level"):
         bs.laws.compare_laws(best.law_candidates_, level="group")
+
+
+def test_k_bin_loo_groups_and_choice(selected):
+    # Each group is one point's observations in one of four log-spaced size bins, and the
+    # group log-likelihood is the sum of its observations'. The two-term law must still win
+    # when the held-out unit is a stretch of k (the sign change shows across bins).
+    from bayescale.laws import _loo_data, k_bin_groups, observation_log_likelihood
+
+    _, _, best, _ = selected
+    groups = k_bin_groups(best, 4)
+    point, k = np.asarray(best._state["point"]), np.asarray(best._state["k"], float)
+    for g in np.unique(groups)[:20]:
+        assert np.unique(point[groups == g]).size == 1
+    edges = np.geomspace(k.min(), k.max(), 5)
+    bins = np.clip(np.digitize(k, edges[1:-1], right=False), 0, 3)
+    assert np.array_equal(pd.Series(bins).groupby(groups).nunique().to_numpy(), np.ones(groups.max() + 1))
+    ll = _loo_data(best, "k_bin", 4).log_likelihood["delta"]
+    obs = observation_log_likelihood(best)
+    np.testing.assert_allclose(ll.values[..., 3], obs.values[..., groups == 3].sum(-1))
+    table = bs.laws.compare_laws(best.law_candidates_, level="k_bin")
+    print(table)
+    assert table.attrs["level"] == "k_bin" and table.loc["two_term", "chosen"]
+    with pytest.raises(ValueError, match="k_bins"):
+        bs.laws.compare_laws(best.law_candidates_, level="k_bin", k_bins=1)
