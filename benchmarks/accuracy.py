@@ -14,9 +14,10 @@ Protocol (Covert et al., 2024, on scikit-learn's bundled data; see docs/benchmar
    observations of each point. Monte Carlo reweights log-uniform rows to the uniform average.
 3. **Estimators** on each table: Monte Carlo, log-space regression, per-point MLE,
    ``ScalingLawModel`` without features, with features (a PCA embedding of the point's X
-   plus its label), with the curved law (an exponent that drifts with k) and with the
-   sign-changing two-term law; PSIS-LOO chooses among the power, curved and two-term laws
-   (``bs.laws.compare_laws``) and the two-term fit flags the points whose ψ_k changes sign
+   plus its label), with a Student-t likelihood (real Δ are heavy-tailed, worst at small k),
+   with the curved law (an exponent that drifts with k) and with the sign-changing two-term
+   law; PSIS-LOO chooses among the power, curved and two-term laws, leaving out one
+   observation or one (point, k-bin) stretch (``bs.laws.compare_laws``), and the two-term fit flags the points whose ψ_k changes sign
    (``bs.sign_changes``), checked against the truth.
 4. **Metrics** per estimator and m, over the truth points: R² and Spearman of predicted ψ_k
    against the truth at each grid size, R² of distributional-Shapley values, coverage of 90%
@@ -67,16 +68,18 @@ from bayescale import baselines  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "benchmarks" / "cache"
 SECTION = "## Accuracy against the paper's estimators"
-ESTIMATORS = ("monte_carlo", "log_regression", "mle", "bayes", "bayes_features", "bayes_curved",
-              "bayes_two_term")
-BAYESIAN = ("bayes", "bayes_features", "bayes_curved", "bayes_two_term")
+ESTIMATORS = ("monte_carlo", "log_regression", "mle", "bayes", "bayes_features", "bayes_studentt",
+              "bayes_curved", "bayes_two_term")
+BAYESIAN = ("bayes", "bayes_features", "bayes_studentt", "bayes_curved", "bayes_two_term")
 LAW_OF = {"bayes_curved": "curved", "bayes_two_term": "two_term"}
+LIKELIHOOD_OF = {"bayes_studentt": "studentt"}
 LABELS = {
     "monte_carlo": "Monte Carlo",
     "log_regression": "log regression",
     "mle": "MLE",
     "bayes": "ScalingLawModel",
     "bayes_features": "ScalingLawModel + features",
+    "bayes_studentt": "ScalingLawModel Student-t",
     "bayes_curved": "ScalingLawModel curved",
     "bayes_two_term": "ScalingLawModel two-term",
 }
@@ -274,8 +277,8 @@ def point_features(ds, points, n_components: int) -> pd.DataFrame:
     return out
 
 
-def fit_bayes(table, profile: Profile, features=None, seed=0, law="power"):
-    model = bs.ScalingLawModel(features=features, law=law)
+def fit_bayes(table, profile: Profile, features=None, seed=0, law="power", likelihood="normal"):
+    model = bs.ScalingLawModel(features=features, law=law, likelihood=likelihood)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if profile.method == "nuts":
@@ -369,7 +372,8 @@ def run_case(case: Case, profile: Profile, cache: Path, seed: int, n_jobs: int, 
             extra = {}
             if est in BAYESIAN:
                 model = fit_bayes(table, profile, feats if est == "bayes_features" else None, seed,
-                                  law=LAW_OF.get(est, "power"))
+                                  law=LAW_OF.get(est, "power"),
+                                  likelihood=LIKELIHOOD_OF.get(est, "normal"))
                 wall = time.perf_counter() - t0
                 if est in ("bayes", "bayes_curved"):
                     fitted_law[LAW_OF.get(est, "power")] = model
