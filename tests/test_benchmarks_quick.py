@@ -17,7 +17,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "accuracy.py"
-ESTIMATORS = {"monte_carlo", "log_regression", "mle", "bayes", "bayes_features", "bayes_curved", "bayes_two_term"}
+ESTIMATORS = {"monte_carlo", "log_regression", "mle", "bayes", "bayes_features", "bayes_studentt", "bayes_curved", "bayes_two_term"}
 
 
 def test_accuracy_quick_runs_end_to_end(tmp_path):
@@ -37,10 +37,11 @@ def test_accuracy_quick_runs_end_to_end(tmp_path):
     for r in results:
         assert np.isfinite(r["r2_mean"]) and np.isfinite(r["r2_dv"]) and r["fit_s"] >= 0
         assert -1 <= r["spearman_mean"] <= 1
-        if r["estimator"] in ("bayes", "bayes_features", "bayes_curved", "bayes_two_term"):
+        if r["estimator"].startswith("bayes"):
             assert 0 <= r["coverage90"] <= 1
         if r["estimator"] == "bayes_two_term":  # LOO choice between the laws is recorded
             assert r["loo_choice"] in ("power", "curved", "two_term") and 0 <= r["flagged_true_changes"] <= r["n_flagged"]
+            assert r["loo_choice_k_bin"] in ("power", "curved", "two_term")
         if r["estimator"] == "bayes_curved":
             assert np.isfinite(r["kappa_mu"])
     assert case["sign_changes"]["raw"] >= case["sign_changes"]["significant"] >= 0
