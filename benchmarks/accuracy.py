@@ -102,6 +102,11 @@ class Case:
     truth_r2: float = 0.98
     scoring: str = "neg_log_loss"
     n_features: int = 8  # PCA components of X for the feature model (plus the label)
+    # Points per batch of the shared design for the training table: a batch shares its base
+    # sets, so with one batch of all points the m = 10 table rested on 17-19 base sets and
+    # one unusual D moved every point at once (docs/benchmarks.md, "Design of the training
+    # table"). The truth keeps one batch: it averages 100 bases per size.
+    train_batch: int = 20
 
 
 def _learner(name: str):
@@ -192,14 +197,14 @@ def staggered_grid(k_range: tuple[int, int], size: int) -> np.ndarray:
     return grid
 
 
-def _sample(case: Case, ds, points, k_range, m, seed, n_jobs, k_design="uniform"):
+def _sample(case: Case, ds, points, k_range, m, seed, n_jobs, k_design="uniform", batch_size=None):
     # One integer seed per table, derived from the run seed and the table's role.
     seed = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0] >> 1)
     return bs.sample_contributions(
         _learner(case.learner), ds.X_train, ds.y_train, ds.X_val, ds.y_val,
         points=points, k_range=k_range, samples_per_point=m, scoring=case.scoring,
         k_design=k_design, design="shared", n_jobs=n_jobs, random_state=seed, progress=False,
-        batch_size=max(len(points), 1), warm_start="auto",
+        batch_size=batch_size or max(len(points), 1), warm_start="auto",
     )
 
 
@@ -354,9 +359,10 @@ def run_case(case: Case, profile: Profile, cache: Path, seed: int, n_jobs: int, 
     m_max = max(profile.ms)
     t0 = time.perf_counter()
     train = _cached(
-        cache / (f"train_{_slug(case)}_{_learner_key(case)}_{profile.k_design}_n{n_pool}"
-                 f"_m{m_max}_s{seed}.parquet"),
-        lambda: _sample(case, ds, pool, case.k_range, m_max, [seed, 2], n_jobs, profile.k_design))
+        cache / (f"train_{_slug(case)}_{_learner_key(case)}_{profile.k_design}_b{case.train_batch}"
+                 f"_n{n_pool}_m{m_max}_s{seed}.parquet"),
+        lambda: _sample(case, ds, pool, case.k_range, m_max, [seed, 2], n_jobs, profile.k_design,
+                        case.train_batch))
     t_train = time.perf_counter() - t0
     log(f"  training observations: {len(train)} ({t_train:.0f} s; truth {t_truth:.0f} s)")
 
@@ -419,14 +425,22 @@ def run_case(case: Case, profile: Profile, cache: Path, seed: int, n_jobs: int, 
                 + f"{wall:6.1f} s")
     return {
         "case": asdict(case), "grid": grid.tolist(), "truth_info": truth_info.to_dict("records"),
-        "sign_changes": sc, "n_train_obs": len(train), "truth_seconds": t_truth,
+        "sign_changes": sc, "n_train_obs": len(train), "n_train_bases": int(train.data["base"].nunique()),
+        "truth_seconds": t_truth,
         "train_seconds": t_train, "results": rows,
     }
 
 
 def _model_checks(model, truth_points, flagged) -> dict:
-    """LOO Pareto k per point: do the points whose truth changes sign fit the law worse?"""
+    """Convergence (max r_hat of the population parameters) and LOO Pareto k per point: do
+    the points whose truth changes sign fit the law worse?"""
     import arviz as az
+
+    post = model.idata.posterior
+    population = [v for v in post.data_vars if set(post[v].dims) == {"chain", "draw"}]
+    rhat = {}
+    if post.sizes["chain"] > 1 and population:
+        rhat = {"rhat_max": float(az.rhat(post[population]).to_array().max())}
 
     try:
         with warnings.catch_warnings():
@@ -434,8 +448,8 @@ def _model_checks(model, truth_points, flagged) -> dict:
             loo = az.loo(model.idata, pointwise=True)
         pk = pd.Series(np.asarray(loo.pareto_k), index=model.points_)
     except Exception as err:  # LOO is a diagnostic: report its absence, never fail the run
-        return {"loo_error": repr(err)}
-    out = {"elpd_loo": float(loo.elpd_loo), "pareto_k_gt_0.7": float((pk > 0.7).mean())}
+        return {"loo_error": repr(err), **rhat}
+    out = {**rhat, "elpd_loo": float(loo.elpd_loo), "pareto_k_gt_0.7": float((pk > 0.7).mean())}
     if len(flagged):
         out["pareto_k_sign_change_mean"] = float(pk.loc[flagged].mean())
         others = np.setdiff1d(truth_points, flagged)
@@ -474,9 +488,9 @@ def run_regression(case: Case, profile: Profile, cache: Path, seed: int, n_jobs:
     pool = np.sort(np.random.default_rng(seed).choice(ds.n_train, n_pool, replace=False))
     m = profile.regression_m
     train = _cached(cache / (f"train_{_slug(case)}_{_learner_key(case)}_{profile.k_design}"
-                             f"_n{n_pool}_m{m}_s{seed}.parquet"),
+                             f"_b{case.train_batch}_n{n_pool}_m{m}_s{seed}.parquet"),
                     lambda: _sample(case, ds, pool, case.k_range, m, [seed, 3], n_jobs,
-                                    profile.k_design))
+                                    profile.k_design, case.train_batch))
     t0 = time.perf_counter()
     model = fit_bayes(train, profile, None, seed)
     wall = time.perf_counter() - t0
@@ -577,8 +591,11 @@ def markdown(report: dict) -> str:
         lines += ["", f"### {c['name']}", ""]
         lines.append(
             f"k range {tuple(c['k_range'])}, pool {case['n_pool']} points observed "
-            f"({case['n_train_obs']} observations), truth for {c['n_truth']} points at sizes "
-            f"{case['grid']}.")
+            f"({case['n_train_obs']} observations"
+            + (f" in shared-design batches of {c['train_batch']} points, {case['n_train_bases']} "
+               "base sets" if "n_train_bases" in case and c.get("train_batch", 0) < case["n_pool"]
+               else "")
+            + f"), truth for {c['n_truth']} points at sizes {case['grid']}.")
         ti = pd.DataFrame(case["truth_info"])
         lines.append("Truth samples per size / split-half R² of the means (target ≥ "
                      f"{c['truth_r2']}) / R² ceiling a perfect predictor would reach against "
@@ -591,18 +608,22 @@ def markdown(report: dict) -> str:
                      f"on each side, of {c['n_truth']}.")
         lines += ["", "cov90: coverage of the 90% intervals / coverage allowing for the truth's own "
                   "noise, |mean − truth| ≤ 1.645·sqrt(sd² + se²), with the median ratio of the "
-                  "posterior sd to the truth's standard error."]
+                  "posterior sd to the truth's standard error. max r̂: the largest r_hat of the "
+                  "population parameters (NUTS; above 1.01 the fit has not converged and its "
+                  "row is less certain than it looks)."]
         lines += ["", "| m | estimator | R²(ψ) mean | R² at smallest k | R² at largest k | "
-                  "Spearman mean | R²(DV) | cov90 | fit s |", "|---|---|---|---|---|---|---|---|---|"]
+                  "Spearman mean | R²(DV) | cov90 | max r̂ | fit s |", "|---|---|---|---|---|---|---|---|---|---|"]
         k_lo, k_hi = case["grid"][0], case["grid"][-1]
         for r in df.itertuples():
             cov = f"{r.coverage90:.2f}" if "coverage90" in df and not pd.isna(r.coverage90) else "–"
             if "coverage90_noisy_truth" in df and not pd.isna(r.coverage90_noisy_truth):
                 cov += f" / {r.coverage90_noisy_truth:.2f} (sd/se {r.sd_over_truth_se:.2f})"
+            rhat = getattr(r, "rhat_max", np.nan)
+            rhat = "–" if pd.isna(rhat) else f"{rhat:.2f}"
             lines.append(
                 f"| {r.m} | {LABELS[r.estimator]} | {_fmt(r.r2_mean)} | {_fmt(getattr(r, f'r2_k{k_lo}'))} | "
                 f"{_fmt(getattr(r, f'r2_k{k_hi}'))} | {r.spearman_mean:.3f} | {_fmt(r.r2_dv)} | {cov} | "
-                f"{r.fit_s:.1f} |")
+                f"{rhat} | {r.fit_s:.1f} |")
         diag = []
         for r in df.itertuples():
             if r.estimator == "mle":
@@ -710,6 +731,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--k-design", choices=("uniform", "loguniform"), default=None,
                         help="sizes of the training observations (default: the profile's)")
+    parser.add_argument("--train-batch", type=int, default=None,
+                        help="shared-design batch size of the training tables (default: the "
+                             "case's; 0 = one batch of all points)")
     parser.add_argument("--cache-dir", type=Path, default=CACHE)
     parser.add_argument("--out-dir", type=Path, default=None,
                         help="where the table, figure and JSON go (default: docs/ for full and "
@@ -733,6 +757,9 @@ def main(argv=None) -> dict:
     profile = PROFILES[profile_name]
     if args.k_design is not None:
         profile = replace(profile, k_design=args.k_design)
+    if args.train_batch is not None:
+        profile = replace(profile, cases=tuple(
+            replace(c, train_batch=args.train_batch or 10**9) for c in profile.cases))
     if profile_name == "quick" and args.out_dir is None:
         parser.error("--quick needs --out-dir (the smoke run must not overwrite docs/)")
     out_dir = args.out_dir or ROOT / "docs"
