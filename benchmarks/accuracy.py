@@ -679,6 +679,35 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _design_label(report: dict, case: dict) -> str:
+    # Reports written before the k design existed drew i.i.d. uniform sizes in one batch.
+    k_design = report["settings"]["profile"].get("k_design", "uniform, i.i.d. sizes")
+    batch = case["case"].get("train_batch")
+    batch = "all" if batch is None or batch >= case["n_pool"] else str(batch)
+    return f"{k_design}, batch {batch}"
+
+
+def compare_reports(reports: list[dict]) -> str:
+    """Markdown: mean R²(ψ) / coverage per case, m and estimator, one column per report."""
+    rows, labels = {}, []
+    for report in reports:
+        for case in report["cases"]:
+            label = _design_label(report, case)
+            if label not in labels:
+                labels.append(label)
+            for r in case["results"]:
+                cell = _fmt(r["r2_mean"])
+                if r.get("coverage90") is not None and not pd.isna(r.get("coverage90")):
+                    cell += f" / {r['coverage90']:.2f}"
+                rows.setdefault((case["case"]["name"], r["m"], r["estimator"]), {})[label] = cell
+    lines = ["| case | m | estimator | " + " | ".join(labels) + " |",
+             "|---" * (3 + len(labels)) + "|"]
+    for (name, m, est), cells in rows.items():
+        lines.append(f"| {name} | {m} | {LABELS.get(est, est)} | "
+                     + " | ".join(cells.get(lab, "–") for lab in labels) + " |")
+    return "\n".join(lines)
+
+
 def figure(report: dict, path: Path) -> None:
     import matplotlib
 
@@ -740,7 +769,13 @@ def main(argv=None) -> dict:
                              "reduced runs; required with --quick so the docs stay untouched)")
     parser.add_argument("--render", type=Path, default=None,
                         help="re-write the table and figure from a saved report JSON, no runs")
+    parser.add_argument("--compare", type=Path, nargs="+", default=None,
+                        help="print a table of mean R²(ψ) and coverage from several report "
+                             "JSONs side by side (e.g. two training designs), no runs")
     args = parser.parse_args(argv)
+    if args.compare is not None:
+        print(compare_reports([json.loads(path.read_text()) for path in args.compare]))
+        return {}
     if args.render is not None:
         report = json.loads(args.render.read_text())
         for case in report["cases"]:
