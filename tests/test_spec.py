@@ -168,6 +168,7 @@ def test_sampling_hash_tracks_only_the_sampling_part():
     assert sampling_hash(changed("model", likelihood="studentt"), "fp") == h
     assert sampling_hash(changed("sampling", n_jobs=2), "fp") == h  # same table for any n_jobs
     assert sampling_hash(changed("sampling", samples_per_point=3), "fp") != h
+    assert sampling_hash(changed("sampling", k_design="loguniform"), "fp") != h
     assert sampling_hash(changed("learner", params={"C": 0.1}), "fp") != h
     assert sampling_hash(base, "other data") != h
 
@@ -214,7 +215,8 @@ TINY = {
     "name": "tiny",
     "data": {"dataset": "wine"},
     "learner": {"name": "logistic_regression"},
-    "sampling": {"k_range": [12, 40], "samples_per_point": 4, "points": 8, "design": "shared"},
+    "sampling": {"k_range": [12, 40], "samples_per_point": 4, "points": 8, "design": "shared",
+                 "k_design": "loguniform"},
     "inference": {"method": "advi", "draws": 200, "seed": 0, "options": {"n": 3000}},
     "valuation": {"top": 3},
 }
@@ -269,6 +271,7 @@ def test_run_writes_every_output(tiny_run):
     c = bs.Contributions.read_parquet(out / "contributions.parquet")
     assert c.n_points == 8 and c.k_range[0] >= 12 and c.k_range[1] <= 40
     assert c.metadata["dataset"] == "wine" and c.metadata["spec_sampling_hash"]
+    assert c.metadata["k_design"] == "loguniform"
 
     values = pd.read_csv(out / "values.csv")
     assert len(values) == 8
