@@ -684,7 +684,8 @@ def _design_label(report: dict, case: dict) -> str:
     k_design = report["settings"]["profile"].get("k_design", "uniform, i.i.d. sizes")
     batch = case["case"].get("train_batch")
     batch = "all" if batch is None or batch >= case["n_pool"] else str(batch)
-    return f"{k_design}, batch {batch}"
+    prof = report["settings"]["profile"]
+    return f"{k_design}, batch {batch}, draws {prof['draws']}/tune {prof['tune']}"
 
 
 def compare_reports(reports: list[dict]) -> str:
