@@ -460,7 +460,7 @@ def _model_checks(model, truth_points, flagged) -> dict:
 def _law_checks(fits: dict, truth_points, flagged) -> dict:
     """LOO choice between the laws (power, curved, two-term; simplest first), and the
     two-term fit's sign-change flags against the truth's sign changes."""
-    table = bs.laws.compare_laws(fits)
+    table = bs.laws.compare_laws(fits, level="observation")
     elpd = table["elpd_loo"]
     out = {"loo_choice": str(table.index[table["chosen"]][0]),
            "elpd_two_minus_power": float(elpd["two_term"] - elpd["power"])}
@@ -551,8 +551,12 @@ def targets(df: pd.DataFrame) -> list[dict]:
                 "met": bool(cov.min() >= 0.8)})
     tt = df[df.estimator == "bayes_two_term"]
     if "loo_choice" in tt and len(tt):
+        kb = "loo_choice_k_bin" in tt
         out.append({"target": "sign-changing law offered and chosen by LOO where it predicts better",
-                    "value": "law chosen: " + ", ".join(f"m={r.m}: {r.loo_choice}" for r in tt.itertuples()),
+                    "value": "law chosen " + ("(k-bin LOO, select_law's default / observation LOO)"
+                                              if kb else "(observation LOO)") + ": " + ", ".join(
+                        f"m={r.m}: " + (f"{r.loo_choice_k_bin} / " if kb else "") + r.loo_choice
+                        for r in tt.itertuples()),
                     "met": True})
     return out
 
