@@ -388,7 +388,8 @@ class ScalingLawModel:
         random_seed : int, optional
         progressbar : bool
         **kwargs
-            Passed on: to ``pm.sample`` for NUTS (e.g. ``target_accept``, ``cores``), to
+            Passed on: to ``pm.sample`` for NUTS (e.g. ``target_accept``, 0.9 by default;
+            0.8 mixed 1.8x faster on a simulated 1000-point table, ``cores``), to
             ``pm.fit`` for ADVI (e.g. ``n`` iterations, at most 30000 by default,
             ``obj_optimizer``, ``callbacks``), to ``pm.find_MAP`` for MAP. ADVI stops early
             when the median loss of the last 500 iterations is less than 0.001 nats per
@@ -441,7 +442,9 @@ class ScalingLawModel:
         if method == "nuts":
             if "nuts" not in kwargs:
                 # Hierarchical funnels: a smaller step than PyMC's 0.8 default avoids the
-                # occasional divergence at a modest cost (docs/benchmarks.md).
+                # occasional divergence on small tables. It costs mixing on large ones: on
+                # 1000 × 50 simulated, 0.8 gave 1.8x the ESS in 0.8x the time, with no
+                # divergences either way (docs/benchmarks.md, "NUTS on N = 1000 × m = 50").
                 kwargs.setdefault("target_accept", 0.9)
             idata = pm.sample(
                 draws=draws, tune=int(tune), chains=int(chains), random_seed=seed,
@@ -453,10 +456,11 @@ class ScalingLawModel:
         elif method in ("advi", "fullrank_advi"):
             kwargs.setdefault("n", 30000)
             if "obj_optimizer" not in kwargs:
-                # 10x PyMC's default step: at 0.001 the loss on 2000 × 50 was still falling
-                # > 10% per 1000 iterations after 6000; at 0.01 it is flat after ~3000
-                # (docs/benchmarks.md, "Big-N inference").
-                kwargs["obj_optimizer"] = pm.adagrad_window(learning_rate=0.01)
+                # 30x PyMC's default step. At 0.001 the loss on 2000 × 50 was still falling
+                # > 10% per 1000 iterations after 6000; 0.01 reached the plateau rule below
+                # after 4500 iterations on 1000 × 50, 0.03 after 2000, with posterior means
+                # as close to NUTS's (docs/benchmarks.md, "ADVI's step size").
+                kwargs["obj_optimizer"] = pm.adagrad_window(learning_rate=0.03)
             if "callbacks" not in kwargs:
                 kwargs["callbacks"] = [LossPlateau(scale=len(self._state["y"]))]
             approx = pm.fit(method=method, model=model, random_seed=seed,
@@ -465,8 +469,7 @@ class ScalingLawModel:
                 np.isfinite(p.get_value()).all() for p in approx.params
             ):
                 raise RuntimeError("ADVI diverged to non-finite values; try a smaller learning rate")
-            trace = approx.sample(draws, random_seed=seed + 1, return_inferencedata=True)
-            posterior = trace.posterior
+            posterior = _approx_draws(approx, model, draws, seed + 1)
             self.advi_loss_ = np.asarray(approx.hist)
         else:
             point = pm.find_MAP(model=model, progressbar=progressbar, seed=seed, **kwargs)
@@ -944,6 +947,30 @@ def _dataset_from_point(model, point: dict) -> xr.Dataset:
     return xr.Dataset(data, coords=coords)
 
 
+def _approx_draws(approx, model, draws: int, seed: int) -> xr.Dataset:
+    """``draws`` draws of the free variables from a fitted ADVI approximation, as one chain.
+
+    The same draws as ``approx.sample(draws, random_seed=seed)``, which records them into a
+    trace one at a time (4.9 s for 1000 draws at 10,000 points); here they come from one call
+    of the approximation's vectorised sampler and each transform is undone on the whole array
+    (0.9 s; docs/benchmarks.md, "ADVI's step size and the derived quantities").
+    """
+    import pytensor.tensor as pt
+
+    values = approx.sample_dict_fn(draws, random_seed=seed)
+    data = {}
+    for rv in model.free_RVs:
+        value = values[model.rvs_to_values[rv].name]
+        transform = model.rvs_to_transforms.get(rv)
+        if transform is not None:
+            value = transform.backward(pt.as_tensor_variable(value), *rv.owner.inputs).eval()
+        dims = model.named_vars_to_dims.get(rv.name, ())
+        data[rv.name] = (("chain", "draw", *dims), np.asarray(value)[None])
+    coords = {k: np.asarray(v) for k, v in model.coords.items()}
+    coords.update(chain=[0], draw=np.arange(draws))
+    return xr.Dataset(data, coords=coords)
+
+
 def _pop_mean(post: xr.Dataset, b: str, X: np.ndarray) -> np.ndarray:
     """μ_b + B_b·x for every draw: shape (chain, draw, n_rows of X)."""
     mean = post[f"{b}_mu"].values[..., None]
@@ -1001,14 +1028,16 @@ def _derive(posterior: xr.Dataset, s: dict, likelihood: str, correlated: bool, c
     lp_f = log_pi.reshape(-1, n_pt)
     l1_f = log_1mpi.reshape(-1, n_pt)
     nu_f = None if nu is None else nu.reshape(-1)
-    n_obs = len(s["y"])
-    chunk = max(1, int(4e6 // max(n_obs, 1)))
+    layout = _np_layout(s)
+    # About half a million cells per chunk: large enough that numpy's per-call overhead is
+    # small, small enough that the temporaries stay in cache (4e6 cells was 3x slower).
+    chunk = max(1, int(5e5 // layout["cells"]))
     ll = np.empty((n_chain * n_draw, n_pt))
     p_harm = np.empty_like(ll)
     for lo in range(0, n_chain * n_draw, chunk):
         sl = slice(lo, lo + chunk)
         pos, neg = _branch_sums_np(s, {b: v[sl] for b, v in flat.items()},
-                                   None if nu_f is None else nu_f[sl], None if gap is None else gap[sl])
+                                   None if nu_f is None else nu_f[sl], None if gap is None else gap[sl], layout)
         a = lp_f[sl] + pos
         bneg = l1_f[sl] + neg
         ll[sl] = np.logaddexp(a, bneg)
@@ -1038,33 +1067,61 @@ def _derive(posterior: xr.Dataset, s: dict, likelihood: str, correlated: bool, c
     return post, log_lik
 
 
-def _branch_sums_np(s: dict, theta: dict, nu, gap=None):
+def _np_layout(s: dict) -> dict:
+    """The observations laid out for :func:`_branch_sums_np`, built once per derive.
+
+    Dense tables use the model's own (points × m_max) padding, so a draw's per-point values
+    broadcast along rows instead of being gathered into every observation (measured on
+    10,000 × 50: about 8 ms per draw against 19-24 ms for the gathers, docs/benchmarks.md).
+    """
+    n_obs = np.bincount(s["idx"], minlength=len(s["points"]))
+    if s["dense"]:
+        def pad(v):  # float64 here whatever floatX the model was built in
+            return _pad(s, v).astype(float)
+
+        mask = pad(np.ones_like(s["y"]))
+        return {"y": pad(s["y"]), "u": pad(s["u"]), "log_w": pad(s["log_w"]), "cells": mask.size, "n_obs": n_obs,
+                "rows": lambda v: v[:, :, None],
+                "segsum": lambda v: np.einsum("dnm,nm->dn", v, mask)}
+    idx, starts = s["idx"], s["starts"]
+    return {"y": s["y"], "u": s["u"], "log_w": s["log_w"], "cells": len(idx), "n_obs": n_obs,
+            "rows": lambda v: v[:, idx],
+            "segsum": lambda v: np.add.reduceat(v, starts, axis=1)}
+
+
+def _branch_sums_np(s: dict, theta: dict, nu, gap=None, layout: dict | None = None):
     """numpy twin of :func:`_branch_sums` for a chunk of draws: arrays (draws, points)."""
-    idx, y, u, starts = s["idx"], s["y"], s["u"], s["starts"]
+    lay = _np_layout(s) if layout is None else layout
+    rows, segsum, y, u = lay["rows"], lay["segsum"], lay["y"], lay["u"]
     if gap is not None:
-        y = y - theta["b"][:, idx] * np.exp(np.clip(-(theta["alpha"][:, idx] + gap[:, None]) * u,
-                                                    -_CLIP_MEAN, _CLIP_MEAN))
-    eta = theta["ell"][:, idx] - theta["alpha"][:, idx] * u
+        gap = gap.reshape((-1,) + (1,) * y.ndim)  # one value per draw
+        y = y - rows(theta["b"]) * np.exp(np.clip(-(rows(theta["alpha"]) + gap) * u, -_CLIP_MEAN, _CLIP_MEAN))
+    eta = rows(theta["alpha"]) * u
+    np.subtract(rows(theta["ell"]), eta, out=eta)
     if "kappa" in theta:
-        eta = eta - 0.5 * theta["kappa"][:, idx] * u**2
-    eta = np.clip(eta, -_CLIP_MEAN, _CLIP_MEAN)
-    log_sd = np.clip(theta["log_s"][:, idx] - 0.5 * theta["beta"][:, idx] * u - s["log_w"],
-                     -_CLIP_LOGSD, _CLIP_LOGSD)
-    mu = np.exp(eta)
+        eta -= 0.5 * rows(theta["kappa"]) * u**2
+    mu = np.exp(np.clip(eta, -_CLIP_MEAN, _CLIP_MEAN, out=eta), out=eta)
+    log_sd = rows(theta["beta"]) * (-0.5 * u)
+    log_sd += rows(theta["log_s"])
+    log_sd -= lay["log_w"]
+    np.clip(log_sd, -_CLIP_LOGSD, _CLIP_LOGSD, out=log_sd)
     if nu is None:
         inv_var = np.exp(-2.0 * log_sd)
-        common = -0.5 * (y**2 + mu**2) * inv_var - log_sd - 0.5 * np.log(2 * np.pi)
-        C = np.add.reduceat(common, starts, axis=1)
-        A = np.add.reduceat(y * mu * inv_var, starts, axis=1)
+        A = segsum(y * mu * inv_var)
+        common = np.multiply(mu, mu, out=mu)
+        common += y**2
+        common *= -0.5 * inv_var
+        common -= log_sd
+        C = segsum(common) - 0.5 * np.log(2 * np.pi) * lay["n_obs"]
         return C + A, C - A
     from scipy.special import gammaln
 
-    nu = nu[:, None]
+    nu = nu.reshape((-1,) + (1,) * y.ndim)
     const = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi) - log_sd
     inv_sd = np.exp(-log_sd)
     pos = const - 0.5 * (nu + 1) * np.log1p(((y - mu) * inv_sd) ** 2 / nu)
     neg = const - 0.5 * (nu + 1) * np.log1p(((y + mu) * inv_sd) ** 2 / nu)
-    return np.add.reduceat(pos, starts, axis=1), np.add.reduceat(neg, starts, axis=1)
+    return segsum(pos), segsum(neg)
 
 
 # ====================================================================== small helpers

@@ -139,6 +139,23 @@ def test_c_and_sigma_are_on_the_papers_scale(nuts_fit):
     np.testing.assert_allclose(post["sigma"], np.exp(post["log_s"]) * k_ref ** (post["beta"] / 2) * d)
 
 
+@pytest.mark.parametrize("options", [{"likelihood": "studentt", "correlated": True}, {"law": "two_term"}])
+def test_advi_draws_are_pymcs_own(table, options):
+    # fit takes ADVI's draws in one vectorised call instead of approx.sample's per-draw
+    # recording: same variables, same values (transforms undone: log, log-odds).
+    import pymc as pm
+
+    model = bs.ScalingLawModel(**options).build_model(table[0])
+    approx = pm.fit(n=100, model=model, progressbar=False, random_seed=3)
+    ours = model_mod._approx_draws(approx, model, 20, 7)
+    theirs = approx.sample(20, random_seed=7, return_inferencedata=True).posterior
+    assert set(ours.data_vars) == {rv.name for rv in model.free_RVs}
+    assert {"ell_alpha_r", "nu_minus_1", "gap", "b_tau"} & set(ours.data_vars)
+    for name in ours.data_vars:
+        assert ours[name].dims == theirs[name].dims, name
+        np.testing.assert_allclose(ours[name].values, theirs[name].values, rtol=1e-12, err_msg=name)
+
+
 def test_advi_and_map_give_the_same_layout(advi_fit, map_fits):
     post = advi_fit.idata.posterior
     assert post.sizes["chain"] == 1 and post.sizes["draw"] == 100
@@ -186,16 +203,18 @@ def test_per_point_log_likelihood_matches_scipy(likelihood):
     theta = {b: rng.normal(0, 0.5, n) + off for b, off in zip(("ell", "alpha", "log_s", "beta"), (-1, 1, 0, 2),
                                                                strict=True)}
     nu = np.array([4.0]) if likelihood == "studentt" else None
-    pos, neg = model_mod._branch_sums_np(s, {b: v[None] for b, v in theta.items()}, nu)
     pi = np.array([0.8, 0.3, 0.6])
-    ours = np.logaddexp(np.log(pi) + pos[0], np.log1p(-pi) + neg[0])
-    for i, point in enumerate(s["points"]):
-        sel = s["point"] == point
-        ref, _ = _scipy_point_loglik(s["delta"][sel], s["k"][sel], s["count"][sel],
-                                     {b: v[i] for b, v in theta.items()}, pi[i], s["k_ref"],
-                                     s["delta_scale"], None if nu is None else nu[0])
-        # Ours lives on the scaled Δ: the Jacobian of y = Δ/scale is −n_obs·log(scale).
-        assert ours[i] - sel.sum() * np.log(s["delta_scale"]) == pytest.approx(ref, rel=1e-9, abs=1e-9)
+    assert s["dense"]  # 10 observations in 3 × 6 cells; the ragged layout is forced below
+    for dense in (True, False):
+        pos, neg = model_mod._branch_sums_np({**s, "dense": dense}, {b: v[None] for b, v in theta.items()}, nu)
+        ours = np.logaddexp(np.log(pi) + pos[0], np.log1p(-pi) + neg[0])
+        for i, point in enumerate(s["points"]):
+            sel = s["point"] == point
+            ref, _ = _scipy_point_loglik(s["delta"][sel], s["k"][sel], s["count"][sel],
+                                         {b: v[i] for b, v in theta.items()}, pi[i], s["k_ref"],
+                                         s["delta_scale"], None if nu is None else nu[0])
+            # Ours lives on the scaled Δ: the Jacobian of y = Δ/scale is −n_obs·log(scale).
+            assert ours[i] - sel.sum() * np.log(s["delta_scale"]) == pytest.approx(ref, rel=1e-9, abs=1e-9), dense
 
 
 def _potential_at_map(m) -> float:
