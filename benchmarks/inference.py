@@ -95,15 +95,16 @@ def part_geometry(args):
 def part_nuts(args, cache):
     n, m_obs = (100, 20) if args.quick else (args.n, args.m)
     c, truth = simulate_contributions(n_points=n, samples_per_point=m_obs, random_state=0)
-    print(f"\n## nuts: N={n}, m={m_obs}, chains=4, draws=tune={args.draws}, target_accept "
+    tune = args.draws if args.tune is None else args.tune
+    print(f"\n## nuts: N={n}, m={m_obs}, chains=4, draws={args.draws}, tune={tune}, seed {args.seed}, target_accept "
           f"{args.target_accept} (fit's default 0.9), wall time includes compilation")
     rows = []
     for sampler in args.samplers:
         for accept in args.target_accept:
             model = bs.ScalingLawModel()
             t, cpu = time.perf_counter(), cpu_seconds()
-            idata = model.fit(c, nuts_sampler=sampler, draws=args.draws, tune=args.draws, chains=4,
-                              random_seed=1, progressbar=False, target_accept=accept)
+            idata = model.fit(c, nuts_sampler=sampler, draws=args.draws, tune=tune, chains=4,
+                              random_seed=args.seed, progressbar=False, target_accept=accept)
             wall = time.perf_counter() - t
             rows.append(nuts_row(f"NUTS {sampler}, target_accept {accept}", model, idata, wall, cpu_seconds() - cpu))
             cache["nuts"] = (c, model)
@@ -280,6 +281,8 @@ def main(argv=None):
     parser.add_argument("--m", type=int, default=50)
     parser.add_argument("--big-n", type=int, default=10_000)
     parser.add_argument("--draws", type=int, default=1000, help="NUTS draws and tuning steps per chain")
+    parser.add_argument("--tune", type=int, default=None, help="NUTS tuning steps for the nuts part (default: --draws)")
+    parser.add_argument("--seed", type=int, default=1, help="random_seed of the nuts part's fits")
     parser.add_argument("--samplers", nargs="+", default=["pymc", "nutpie"])
     parser.add_argument("--target-accept", nargs="+", type=float, default=[0.9],
                         help="NUTS target acceptance rate(s) for the nuts part (fit's default 0.9)")
