@@ -381,7 +381,9 @@ class ScalingLawModel:
         method : {"nuts", "advi", "fullrank_advi", "map"}
         nuts_sampler : {"pymc", "nutpie", "numpyro", "blackjax"}
             Backend for ``method="nuts"``. nutpie, numpyro and blackjax come with the
-            ``bayescale[fast]`` extra.
+            ``bayescale[fast]`` extra. PyMC's own sampler counts half the reported CPUs
+            as cores, so on a 2-vCPU machine it runs the chains one after another unless
+            you pass ``cores=2``.
         draws, tune, chains : int
             NUTS settings. ADVI draws ``draws`` samples from the fitted approximation (one
             chain); MAP gives one chain with one draw.
