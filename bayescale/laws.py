@@ -42,8 +42,9 @@ def select_law(
     together, so LOO asks which law predicts a stretch of k it has not seen (see
     :func:`compare_laws` for ``level``). The simpler law (the first in ``laws``) is kept
     unless another beats it by more than
-    ``threshold`` standard errors of the elpd difference: a two-term law that only ties the
-    power law adds parameters without adding predictive accuracy.
+    ``threshold`` standard errors of the elpd difference, in the pooled draws and in the same
+    direction in every chain: a two-term law that only ties the power law adds parameters
+    without adding predictive accuracy, and one whose chains disagree has not converged.
 
     Parameters
     ----------
@@ -105,7 +106,9 @@ def compare_laws(models: Mapping[str, Any], *, threshold: float = 2.0, level: st
     """PSIS-LOO comparison of models fitted to the same table, simplest first.
 
     The first model is kept unless a later one beats the current choice by more than
-    ``threshold`` standard errors of the paired elpd difference.
+    ``threshold`` standard errors of the paired elpd difference, and does so in every chain
+    on its own (the elpd difference has the same sign in each chain). Chains that disagree
+    have not converged to one posterior; the candidate is then not chosen, with a warning.
 
     Parameters
     ----------
@@ -159,17 +162,38 @@ def compare_laws(models: Mapping[str, Any], *, threshold: float = 2.0, level: st
         # High Pareto k is reported per point by sign_changes, not hidden.
         warnings.simplefilter("ignore")
         table = az.compare(data, ic="loo")
-        elpd = {name: np.asarray(az.loo(d, pointwise=True).loo_i) for name, d in data.items()}
+        elpd = {name: _elpd_pointwise(d) for name, d in data.items()}
+        by_chain = {name: [_elpd_pointwise(d.isel(chain=[c])) for c in range(d.posterior.sizes["chain"])]
+                    for name, d in data.items()}
     chosen = names[0]
     for name in names[1:]:
         diff = elpd[name] - elpd[chosen]  # positive: `name` predicts better
         se = float(np.sqrt(diff.size) * diff.std(ddof=1)) if diff.size > 1 else np.inf
-        if float(diff.sum()) > threshold * se:
-            chosen = name
+        if not float(diff.sum()) > threshold * se:
+            continue
+        # Chains stuck in different modes pool into a mixture that no single fit represents,
+        # and a mixture can out-predict every mode: on simulated power-law data an unmixed
+        # two-term fit (r_hat 2.1) won by 2.8 se pooled while losing in one of its two chains
+        # (docs/benchmarks.md, "Choosing the law"). So the win must hold in every chain.
+        per_chain = [float((a - b).sum()) for a, b in zip(by_chain[name], by_chain[chosen], strict=False)]
+        if len(per_chain) > 1 and min(per_chain) <= 0:
+            warnings.warn(
+                f"{name} beats {chosen} by {diff.sum():.1f} elpd ({diff.sum() / se:.1f} se) over all "
+                f"draws but not in every chain (per chain: {', '.join(f'{d:+.1f}' for d in per_chain)}); "
+                f"the chains disagree, so {chosen} is kept. Fit with more tuning and draws, then "
+                "compare again.", stacklevel=2)
+            continue
+        chosen = name
     table = table.copy()
     table["chosen"] = table.index == chosen
     table.attrs["level"] = level
     return table
+
+
+def _elpd_pointwise(data) -> np.ndarray:
+    import arviz as az
+
+    return np.asarray(az.loo(data, pointwise=True).loo_i)
 
 
 def k_bin_groups(model, k_bins: int = 4) -> np.ndarray:

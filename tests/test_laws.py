@@ -183,3 +183,32 @@ def test_k_bin_loo_groups_and_choice(selected):
     assert table.attrs["level"] == "k_bin" and table.loc["two_term", "chosen"]
     with pytest.raises(ValueError, match="k_bins"):
         bs.laws.compare_laws(best.law_candidates_, level="k_bin", k_bins=1)
+
+
+class _Stub:
+    """Stands in for a fitted model at level="point", where LOO reads ``idata`` only."""
+
+    def __init__(self, ll):
+        import arviz as az
+
+        self.idata = az.from_dict(posterior={"alpha": np.zeros(ll.shape[:2])},
+                                  log_likelihood={"delta": ll}, dims={"delta": ["point"]})
+
+
+def test_a_win_must_hold_in_every_chain():
+    # Per-point log-likelihoods constant over draws, so PSIS-LOO gives them back exactly.
+    # The candidate is 1 nat better per point in chain 1 and 0.1 worse in chain 0: pooled,
+    # the two chains form a mixture that beats the simple model by about 0.49 nats per point
+    # (far beyond 2 se), yet one of its chains loses. It must not be chosen, and say why.
+    rng = np.random.default_rng(0)
+    base = rng.normal(-1.0, 0.3, size=60)
+    simple = np.broadcast_to(base, (2, 200, 60)).copy()
+    shift = np.where(np.arange(2)[:, None, None] == 0, -0.1, 1.0) + rng.normal(0, 0.05, size=(1, 1, 60))
+    split = simple + shift
+    with pytest.warns(UserWarning, match="not in every chain"):
+        table = bs.laws.compare_laws({"power": _Stub(simple), "two_term": _Stub(split)}, level="point")
+    assert table.loc["power", "chosen"] and not table.loc["two_term", "chosen"]
+    # The same win in both chains is taken.
+    agree = simple + 0.5 + rng.normal(0, 0.05, size=(1, 1, 60))
+    table = bs.laws.compare_laws({"power": _Stub(simple), "two_term": _Stub(agree)}, level="point")
+    assert table.loc["two_term", "chosen"]
