@@ -13,8 +13,9 @@ logistic regression, or ``--case breast_cancer_mlp``), so it needs that run firs
    allows (|z| ≤ 1.645).
 
 ``--part shape`` describes the truth itself: the local exponent of the median |ψ_k| and of
-the median noise sd between grid sizes, the signal-to-noise ratio of one observation, and how
-often a point's sign at the smallest size agrees with its sign at each size.
+the median noise sd between grid sizes, the signal-to-noise ratio of one observation, how
+often a point's sign at the smallest size agrees with its sign at each size, and the shape of
+one point's Δ at one size (skewness, excess kurtosis, how far the median lies below the mean).
 
 ``--part laws`` fits the power, curved and two-term laws on the training table at m = 10, 20
 and 50 and on a table with the truth's design (10 draws per point at each grid size, a
@@ -38,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 import bayescale as bs
 
@@ -52,13 +54,16 @@ GRID = CASES[CASE][2]
 
 def load_tables(cache: Path):
     n_pool, n_truth, _ = CASES[CASE]
-    train_files = sorted(cache.glob(f"train_{CASE}_n{n_pool}_m*_s0.parquet"))
+    # Names as benchmarks/accuracy.py writes them: case, learner hash, then (training tables)
+    # the k design and batch size, the pool size, m and the seed. The log-uniform design in
+    # batches is the one the reduced profile uses since session 4.
+    train_files = sorted(cache.glob(f"train_{CASE}_*_loguniform_b*_n{n_pool}_m*_s0.parquet"))
     if not train_files:
         raise SystemExit(f"no cached training table under {cache}; run benchmarks/accuracy.py --profile reduced")
     train = bs.Contributions.read_parquet(train_files[-1])
     means, ses, raw = {}, {}, {}
     for k in GRID:
-        rounds = sorted(cache.glob(f"truth_{CASE}_n{n_truth}_k{k}_r*_m50.parquet"))
+        rounds = sorted(cache.glob(f"truth_{CASE}_*_n{n_truth}_k{k}_r*_m50.parquet"))
         table = pd.concat([bs.Contributions.read_parquet(f).data for f in rounds])
         g = table.groupby("point")["delta"]
         means[k], ses[k], raw[k] = g.mean(), g.std(ddof=1) / np.sqrt(g.size()), table
@@ -111,6 +116,17 @@ def shape_table(truth, se, raw) -> None:
         z = T[:, j] / se.to_numpy()[:, j]
         print(f"| {k} | {med[j]:.2e} | {snr[j]:.2f} | {(T[:, j] > 0).mean():.2f} | {(z > 2).mean():.2f} | "
               f"{(z < -2).mean():.2f} | {(np.sign(T[:, j]) == np.sign(T[:, 0])).mean():.2f} |")
+    # The shape of one point's Δ at one size: a Normal likelihood assumes it is symmetric.
+    print("\n| k | median skewness of Δ (ψ > 0 / ψ < 0) | median excess kurtosis | "
+          "median (mean − median) / sd | share with mean > 0 > median |")
+    print("|---|---|---|---|---|")
+    for k in GRID:
+        g = raw[k].groupby("point")["delta"]
+        skew, kurt = g.apply(stats.skew), g.apply(stats.kurtosis)
+        mean, median, sd = g.mean(), g.median(), g.std()
+        print(f"| {k} | {skew.median():.2f} ({skew[mean > 0].median():.2f} / {skew[mean < 0].median():.2f}) | "
+              f"{kurt.median():.1f} | {((mean - median) / sd).median():.2f} | "
+              f"{((mean > 0) & (median < 0)).mean():.2f} |")
 
 
 def laws_table(train, truth, se, raw) -> None:
