@@ -371,6 +371,8 @@ class ScalingLawModel:
         chains: int = 4,
         random_seed: int | None = None,
         progressbar: bool = True,
+        *,
+        floatX: str | None = None,
         **kwargs,
     ) -> az.InferenceData:
         """Fit the model to ``contributions`` and return the InferenceData.
@@ -389,6 +391,13 @@ class ScalingLawModel:
             chain); MAP gives one chain with one draw.
         random_seed : int, optional
         progressbar : bool
+        floatX : {"float64", "float32"}, optional
+            Float type in which the model is built, compiled and fitted (default: PyTensor's
+            ``config.floatX``, normally float64). float32 suits ADVI on large tables: on
+            10,000 points × 50 it fitted in 0.65x the time of float64 (86 s against 133 s)
+            with the same posterior means (docs/benchmarks.md, "Full-batch ADVI at
+            N = 10,000 × 50"). Draws are returned, and derived quantities computed, in
+            float64 either way.
         **kwargs
             Passed on: to ``pm.sample`` for NUTS (e.g. ``target_accept``, 0.9 by default;
             0.8 mixed 1.8x faster on a simulated 1000-point table, ``cores``), to
@@ -431,52 +440,61 @@ class ScalingLawModel:
         draws = int(draws)
         if draws < 1:
             raise ValueError(f"draws must be >= 1; got {draws}")
-        model = self.build_model(contributions)
-        s = self._state
-        # Refuse (or warn) before compiling and optimising, not when the draws no longer fit.
-        check_fit_memory(len(s["points"]), s["m_max"], len(s["y"]), dense=s["dense"], method=method,
-                         draws=draws, chains=int(chains), n_features=0 if s["X"] is None else s["X"].shape[1],
-                         law=self.law, stacklevel=3)
-        rng = np.random.default_rng(random_seed)
-        seed = int(rng.integers(2**31 - 1))
+        if floatX not in (None, "float32", "float64"):
+            raise ValueError(f"floatX must be 'float32' or 'float64'; got {floatX!r}")
+        import pytensor
 
-        sample_stats = None
-        if method == "nuts":
-            if "nuts" not in kwargs:
-                # Hierarchical funnels: a smaller step than PyMC's 0.8 default avoids the
-                # occasional divergence on small tables. It costs mixing on large ones: on
-                # 1000 × 50 simulated, 0.8 gave 1.8x the ESS in 0.8x the time, with no
-                # divergences either way (docs/benchmarks.md, "NUTS on N = 1000 × m = 50").
-                kwargs.setdefault("target_accept", 0.9)
-            idata = pm.sample(
-                draws=draws, tune=int(tune), chains=int(chains), random_seed=seed,
-                progressbar=progressbar, nuts_sampler=nuts_sampler, model=model,
-                compute_convergence_checks=False, **kwargs,
-            )
-            posterior = idata.posterior
-            sample_stats = idata.get("sample_stats")
-        elif method in ("advi", "fullrank_advi"):
-            kwargs.setdefault("n", 30000)
-            if "obj_optimizer" not in kwargs:
-                # 30x PyMC's default step. At 0.001 the loss on 2000 × 50 was still falling
-                # > 10% per 1000 iterations after 6000; 0.01 reached the plateau rule below
-                # after 4500 iterations on 1000 × 50, 0.03 after 2000, with posterior means
-                # as close to NUTS's (docs/benchmarks.md, "ADVI's step size").
-                kwargs["obj_optimizer"] = pm.adagrad_window(learning_rate=0.03)
-            if "callbacks" not in kwargs:
-                kwargs["callbacks"] = [LossPlateau(scale=len(self._state["y"]))]
-            approx = pm.fit(method=method, model=model, random_seed=seed,
-                            progressbar=progressbar, **kwargs)
-            if not np.isfinite(approx.hist).all() or not all(
-                np.isfinite(p.get_value()).all() for p in approx.params
-            ):
-                raise RuntimeError("ADVI diverged to non-finite values; try a smaller learning rate")
-            posterior = _approx_draws(approx, model, draws, seed + 1)
-            self.advi_loss_ = np.asarray(approx.hist)
-        else:
-            point = pm.find_MAP(model=model, progressbar=progressbar, seed=seed, **kwargs)
-            posterior = _dataset_from_point(model, point)
+        # PyTensor builds and compiles in config.floatX; switching it here, not through
+        # PYTENSOR_FLAGS, lets one session fit in float32 without a restart.
+        with pytensor.config.change_flags(floatX=floatX or pytensor.config.floatX):
+            model = self.build_model(contributions)
+            s = self._state
+            # Refuse (or warn) before compiling and optimising, not when the draws no longer fit.
+            check_fit_memory(len(s["points"]), s["m_max"], len(s["y"]), dense=s["dense"], method=method,
+                             draws=draws, chains=int(chains), n_features=0 if s["X"] is None else s["X"].shape[1],
+                             law=self.law, stacklevel=3)
+            rng = np.random.default_rng(random_seed)
+            seed = int(rng.integers(2**31 - 1))
 
+            sample_stats = None
+            if method == "nuts":
+                if "nuts" not in kwargs:
+                    # Hierarchical funnels: a smaller step than PyMC's 0.8 default avoids the
+                    # occasional divergence on small tables. It costs mixing on large ones: on
+                    # 1000 × 50 simulated, 0.8 gave 1.8x the ESS in 0.8x the time, with no
+                    # divergences either way (docs/benchmarks.md, "NUTS on N = 1000 × m = 50").
+                    kwargs.setdefault("target_accept", 0.9)
+                idata = pm.sample(
+                    draws=draws, tune=int(tune), chains=int(chains), random_seed=seed,
+                    progressbar=progressbar, nuts_sampler=nuts_sampler, model=model,
+                    compute_convergence_checks=False, **kwargs,
+                )
+                posterior = idata.posterior
+                sample_stats = idata.get("sample_stats")
+            elif method in ("advi", "fullrank_advi"):
+                kwargs.setdefault("n", 30000)
+                if "obj_optimizer" not in kwargs:
+                    # 30x PyMC's default step. At 0.001 the loss on 2000 × 50 was still falling
+                    # > 10% per 1000 iterations after 6000; 0.01 reached the plateau rule below
+                    # after 4500 iterations on 1000 × 50, 0.03 after 2000, with posterior means
+                    # as close to NUTS's (docs/benchmarks.md, "ADVI's step size").
+                    kwargs["obj_optimizer"] = pm.adagrad_window(learning_rate=0.03)
+                if "callbacks" not in kwargs:
+                    kwargs["callbacks"] = [LossPlateau(scale=len(self._state["y"]))]
+                approx = pm.fit(method=method, model=model, random_seed=seed,
+                                progressbar=progressbar, **kwargs)
+                if not np.isfinite(approx.hist).all() or not all(
+                    np.isfinite(p.get_value()).all() for p in approx.params
+                ):
+                    raise RuntimeError("ADVI diverged to non-finite values; try a smaller learning rate")
+                posterior = _approx_draws(approx, model, draws, seed + 1)
+                self.advi_loss_ = np.asarray(approx.hist)
+            else:
+                point = pm.find_MAP(model=model, progressbar=progressbar, seed=seed, **kwargs)
+                posterior = _dataset_from_point(model, point)
+
+        if any(v.dtype != np.float64 for v in posterior.data_vars.values()):
+            posterior = posterior.astype(np.float64)  # derived quantities in double precision
         free = [v.name for v in model.free_RVs]
         posterior = posterior[[v for v in posterior.data_vars if v in free]]
         derived, log_lik = _derive(posterior, self._state, self.likelihood, self.correlated,

@@ -156,6 +156,29 @@ def test_advi_draws_are_pymcs_own(table, options):
         np.testing.assert_allclose(ours[name].values, theirs[name].values, rtol=1e-12, err_msg=name)
 
 
+def test_advi_in_float32_is_float32_inside_and_float64_outside(table):
+    # floatX="float32" builds and optimises the graph in float32 (the model's log-likelihood
+    # is float32), leaves PyTensor's global setting alone, returns float64 draws and derived
+    # quantities, and lands where float64 does up to float32 rounding.
+    import pytensor
+
+    before = pytensor.config.floatX
+    fits = {}
+    for fx in ("float32", "float64"):
+        m = bs.ScalingLawModel()
+        m.fit(table[0], method="advi", draws=100, n=1500, random_seed=0, progressbar=False, floatX=fx)
+        fits[fx] = m
+        assert m.model_["loglik"].dtype == fx
+    assert pytensor.config.floatX == before
+    post32, post64 = fits["float32"].idata.posterior, fits["float64"].idata.posterior
+    assert all(v.dtype == np.float64 for v in post32.data_vars.values())
+    assert fits["float32"].idata.log_likelihood["delta"].dtype == np.float64
+    np.testing.assert_allclose(post32["alpha"].values, post64["alpha"].values, atol=1e-3)
+    assert not np.array_equal(post32["alpha"].values, post64["alpha"].values)  # not the same run
+    with pytest.raises(ValueError, match="floatX"):
+        bs.ScalingLawModel().fit(table[0], method="advi", floatX="float16")
+
+
 def test_advi_and_map_give_the_same_layout(advi_fit, map_fits):
     post = advi_fit.idata.posterior
     assert post.sizes["chain"] == 1 and post.sizes["draw"] == 100
