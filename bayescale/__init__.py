@@ -37,6 +37,7 @@ _LAZY = {
     "semivalue_weights": "valuation",
     "ExtrapolationWarning": "valuation",
     "MemoryWarning": "_memory",
+    "ConvergenceWarning": "diagnostics",
     "Selection": "selection",
     "gain_curve": "selection",
     "select": "selection",
@@ -45,6 +46,7 @@ _LAZY = {
     "load_spec": "spec",
     "baselines": None,
     "datasets": None,
+    "diagnostics": None,
     "laws": None,
     "plots": None,
     "priors": None,
@@ -73,10 +75,11 @@ def __dir__():
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     # ruff: noqa: F401
-    from . import baselines, datasets, laws, plots, priors, simulate, spec
+    from . import baselines, datasets, diagnostics, laws, plots, priors, simulate, spec
     from ._memory import MemoryWarning
     from .contributions import sample_contributions
     from .data import Contributions, data_fingerprint
+    from .diagnostics import ConvergenceWarning
     from .laws import select_law, sign_changes
     from .model import ScalingLawModel
     from .selection import Selection, gain_curve, point_addition, select

@@ -21,6 +21,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -105,20 +106,21 @@ def _print_value_table(values, top: int, file=None) -> None:
 
 
 # --------------------------------------------------------------------------- commands
-def _report_run(res, started: float) -> None:
-    from .spec import format_diagnostics
+def _report_diagnostics(d, advice: str) -> None:
+    from .diagnostics import MAX_RHAT, format_diagnostics
 
-    d = res.diagnostics
-    print(f"\ndiagnostics: {format_diagnostics(d)}")
-    # The thresholds of DESIGN.md's NUTS health bar; say so loudly rather than print values
-    # from a posterior that has not converged as if they were fine.
-    if d["max_rhat"] > 1.01 or d["divergences"] > 0:
-        print(
-            "warning: NUTS has not converged (want r_hat <= 1.01 and no divergences); treat the "
-            "values below with caution, or raise [inference] tune / draws or "
-            "options.target_accept and run again",
-            file=sys.stderr,
-        )
+    print(f"diagnostics: {format_diagnostics(d)}")
+    # DESIGN.md's NUTS health bar; say so loudly rather than print values from a posterior
+    # that has not converged as if they were fine. (fit's own ConvergenceWarning is silenced
+    # in main: this line says the same in the command's words.)
+    if d["max_rhat"] > MAX_RHAT or d["divergences"] > 0:
+        print(f"warning: NUTS has not converged (want r_hat <= {MAX_RHAT} and no divergences); "
+              f"treat the values with caution, or {advice}", file=sys.stderr)
+
+
+def _report_run(res, started: float) -> None:
+    print()
+    _report_diagnostics(res.diagnostics, "raise [inference] tune / draws or options.target_accept and run again")
     _print_value_table(res.values, res.spec.valuation.top)
     print(f"\nwrote to {res.out.resolve()}/:")
     for _, path in sorted(res.files.items(), key=lambda kv: str(kv[1])):
@@ -207,7 +209,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_fit(args: argparse.Namespace) -> int:
     import bayescale as bs
 
-    from .spec import diagnostics, format_diagnostics, point_features
+    from .diagnostics import diagnostics
+    from .spec import point_features
 
     path = Path(args.contributions)
     if not path.is_file():
@@ -233,7 +236,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         kwargs.update(nuts_sampler=args.sampler, tune=args.tune, chains=args.chains)
     idata = model.fit(c, **kwargs)
     model.save(out)
-    print(f"diagnostics: {format_diagnostics(diagnostics(idata))}")
+    _report_diagnostics(diagnostics(idata), "raise --tune / --draws and fit again")
     print(f"wrote {out}")
     return 0
 
@@ -343,10 +346,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)  # usage errors: argparse prints usage, exits 2
+    from .diagnostics import ConvergenceWarning
     from .spec import SpecError
 
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # reported by _report_diagnostics
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("bayescale: interrupted", file=sys.stderr)
         return 130

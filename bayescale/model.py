@@ -62,6 +62,7 @@ from . import __version__
 from . import priors as _priors
 from ._memory import check_fit_memory
 from .data import Contributions
+from .diagnostics import check_convergence, diagnostics
 
 __all__ = ["ScalingLawModel"]
 
@@ -146,6 +147,10 @@ class ScalingLawModel:
         Names of the population-level posterior variables (for diagnostics).
     advi_loss_ : numpy.ndarray
         The negative ELBO per iteration, after an ADVI fit.
+    diagnostics_ : dict
+        Max r_hat, min bulk ESS and divergences (:func:`bayescale.diagnostics.diagnostics`;
+        NaN where the method has none). A NUTS fit that misses max r_hat ≤ 1.01 or has
+        divergences also warns with :class:`bayescale.diagnostics.ConvergenceWarning`.
 
     Notes
     -----
@@ -502,6 +507,10 @@ class ScalingLawModel:
         self._method = method
         self._idata = self._assemble(derived, log_lik, sample_stats)
         self._set_fitted_state(contributions)
+        # Never hand back an unconverged NUTS posterior silently (DESIGN's bar: r_hat <= 1.01,
+        # no divergences); the numbers stay on the model for later checks.
+        self.diagnostics_ = (check_convergence(self._idata, stacklevel=2) if method == "nuts"
+                             else diagnostics(self._idata))
         return self._idata
 
     def _assemble(self, posterior: xr.Dataset, log_lik: xr.DataArray, sample_stats) -> az.InferenceData:
@@ -740,6 +749,7 @@ class ScalingLawModel:
         model._idata = idata
         model._method = config.get("method")
         model._set_fitted_state()
+        model.diagnostics_ = diagnostics(idata)
         return model
 
 

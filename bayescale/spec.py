@@ -45,6 +45,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .contributions import _STORE_LAYOUT
+from .diagnostics import diagnostics, format_diagnostics  # noqa: F401 - re-exported for the CLI
 
 __all__ = [
     "LEARNERS",
@@ -603,65 +604,6 @@ def point_features(dataset, points: np.ndarray, kind: str) -> np.ndarray | None:
             X[f"label={cls}"] = (y == cls).astype(float)
         return X
     raise ValueError(f"features must be 'none', 'X' or 'X+label'; got {kind!r}")
-
-
-def diagnostics(idata) -> dict[str, Any]:
-    """One line of sampler health: max r_hat, min bulk ESS and divergences.
-
-    r_hat and ESS are taken over the per-point parameters ``c`` and ``alpha`` and every
-    population variable that has no ``point`` dim; they are NaN for a single chain or a
-    non-MCMC method. ``worst_rhat`` and ``worst_ess`` name the variables they come from.
-
-    Examples
-    --------
-    >>> import arviz as az
-    >>> idata = az.from_dict(posterior={"alpha": np.random.default_rng(0).normal(size=(2, 100))})
-    >>> sorted(diagnostics(idata))
-    ['divergences', 'max_rhat', 'min_ess_bulk', 'worst_ess', 'worst_rhat']
-    """
-    import arviz as az
-
-    post = idata.posterior
-    names = [v for v in post.data_vars if "point" not in post[v].dims or v in ("c", "alpha")]
-    # p_harmful is a per-draw probability, not a parameter; its r_hat says nothing new.
-    names = [v for v in names if v != "p_harmful"]
-    out: dict[str, Any] = {
-        "max_rhat": float("nan"), "min_ess_bulk": float("nan"), "divergences": 0,
-        "worst_rhat": None, "worst_ess": None,
-    }
-    if post.sizes.get("chain", 1) >= 2 and names:
-        rhat = az.rhat(post[names])
-        ess = az.ess(post[names], method="bulk")
-        r = {v: float(rhat[v].max()) for v in rhat.data_vars}
-        e = {v: float(ess[v].min()) for v in ess.data_vars}
-        r = {k: v for k, v in r.items() if np.isfinite(v)}
-        e = {k: v for k, v in e.items() if np.isfinite(v)}
-        if r:
-            out["worst_rhat"] = max(r, key=r.get)
-            out["max_rhat"] = r[out["worst_rhat"]]
-        if e:
-            out["worst_ess"] = min(e, key=e.get)
-            out["min_ess_bulk"] = e[out["worst_ess"]]
-    if "sample_stats" in idata.groups() and "diverging" in idata.sample_stats:
-        out["divergences"] = int(idata.sample_stats["diverging"].sum())
-    return out
-
-
-def format_diagnostics(d: Mapping[str, Any]) -> str:
-    """``max r_hat 1.004 (alpha_tau) | min ESS bulk 812 (c) | divergences 0``.
-
-    Examples
-    --------
-    >>> format_diagnostics({"max_rhat": 1.0041, "min_ess_bulk": 812.3, "divergences": 0,
-    ...                     "worst_rhat": "alpha_tau", "worst_ess": "c"})
-    'max r_hat 1.004 (alpha_tau) | min ESS bulk 812 (c) | divergences 0'
-    """
-    def where(key: str) -> str:
-        return f" ({d[key]})" if d.get(key) else ""
-
-    rhat = "n/a" if np.isnan(d["max_rhat"]) else f"{d['max_rhat']:.3f}{where('worst_rhat')}"
-    ess = "n/a" if np.isnan(d["min_ess_bulk"]) else f"{d['min_ess_bulk']:.0f}{where('worst_ess')}"
-    return f"max r_hat {rhat} | min ESS bulk {ess} | divergences {d['divergences']}"
 
 
 def value_table(model, **kwargs):

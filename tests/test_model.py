@@ -156,6 +156,20 @@ def test_advi_draws_are_pymcs_own(table, options):
         np.testing.assert_allclose(ours[name].values, theirs[name].values, rtol=1e-12, err_msg=name)
 
 
+def test_nuts_fit_warns_when_it_has_not_converged(table, nuts_fit):
+    # Ten draws after ten tuning steps cannot mix: fit must say so, not return silently.
+    from bayescale.diagnostics import ConvergenceWarning
+
+    m = bs.ScalingLawModel()
+    with pytest.warns(ConvergenceWarning, match="not converged"):
+        m.fit(table[0], draws=10, tune=10, chains=2, random_seed=0, progressbar=False, cores=1)
+    assert m.diagnostics_["max_rhat"] > 1.01
+    # The fixture's fit carries its numbers too, and so does a loaded model.
+    fitted, _ = nuts_fit
+    assert set(fitted.diagnostics_) >= {"max_rhat", "min_ess_bulk", "divergences"}
+    assert bs.ConvergenceWarning is ConvergenceWarning
+
+
 def test_advi_in_float32_is_float32_inside_and_float64_outside(table):
     # floatX="float32" builds and optimises the graph in float32 (the model's log-likelihood
     # is float32), leaves PyTensor's global setting alone, returns float64 draws and derived
@@ -460,6 +474,8 @@ def test_save_load_round_trip_nuts_and_advi(nuts_fit, advi_fit, tmp_path):
         loaded = bs.ScalingLawModel.load(m.save(tmp_path / f"{name}.nc"))
         _assert_same_predictions(m, loaded, has_features=False)
         xr.testing.assert_equal(m.idata.log_likelihood, loaded.idata.log_likelihood)
+        assert loaded.diagnostics_["divergences"] == m.diagnostics_["divergences"]
+        np.testing.assert_equal(loaded.diagnostics_["max_rhat"], m.diagnostics_["max_rhat"])
     assert "sample_stats" in bs.ScalingLawModel.load(tmp_path / "nuts.nc").idata.groups()
 
 
