@@ -161,10 +161,21 @@ def compare_laws(models: Mapping[str, Any], *, threshold: float = 2.0, level: st
     with warnings.catch_warnings():
         # High Pareto k is reported per point by sign_changes, not hidden.
         warnings.simplefilter("ignore")
-        table = az.compare(data, ic="loo")
-        elpd = {name: _elpd_pointwise(d) for name, d in data.items()}
-        by_chain = {name: [_elpd_pointwise(d.isel(chain=[c])) for c in range(d.posterior.sizes["chain"])]
-                    for name, d in data.items()}
+        loos = {name: az.loo(d, pointwise=True) for name, d in data.items()}
+        table = az.compare(loos, ic="loo")
+    elpd = {name: np.asarray(loo.loo_i) for name, loo in loos.items()}
+    by_chain: dict[str, list[np.ndarray]] = {}
+
+    def chain_elpd(name: str) -> list[np.ndarray]:
+        # Per-chain LOO, computed only for the models a pooled win brings into question.
+        if name not in by_chain:
+            d = data[name]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                by_chain[name] = [np.asarray(az.loo(d.isel(chain=[c]), pointwise=True).loo_i)
+                                  for c in range(d.posterior.sizes["chain"])]
+        return by_chain[name]
+
     chosen = names[0]
     for name in names[1:]:
         diff = elpd[name] - elpd[chosen]  # positive: `name` predicts better
@@ -175,7 +186,7 @@ def compare_laws(models: Mapping[str, Any], *, threshold: float = 2.0, level: st
         # and a mixture can out-predict every mode: on simulated power-law data an unmixed
         # two-term fit (r_hat 2.1) won by 2.8 se pooled while losing in one of its two chains
         # (docs/benchmarks.md, "Choosing the law"). So the win must hold in every chain.
-        per_chain = [float((a - b).sum()) for a, b in zip(by_chain[name], by_chain[chosen], strict=False)]
+        per_chain = [float((a - b).sum()) for a, b in zip(chain_elpd(name), chain_elpd(chosen), strict=False)]
         if len(per_chain) > 1 and min(per_chain) <= 0:
             warnings.warn(
                 f"{name} beats {chosen} by {diff.sum():.1f} elpd ({diff.sum() / se:.1f} se) over all "
@@ -188,12 +199,6 @@ def compare_laws(models: Mapping[str, Any], *, threshold: float = 2.0, level: st
     table["chosen"] = table.index == chosen
     table.attrs["level"] = level
     return table
-
-
-def _elpd_pointwise(data) -> np.ndarray:
-    import arviz as az
-
-    return np.asarray(az.loo(data, pointwise=True).loo_i)
 
 
 def k_bin_groups(model, k_bins: int = 4) -> np.ndarray:
