@@ -209,7 +209,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_fit(args: argparse.Namespace) -> int:
     import bayescale as bs
 
-    from .diagnostics import diagnostics
     from .spec import point_features
 
     path = Path(args.contributions)
@@ -234,9 +233,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     )
     if args.method == "nuts":
         kwargs.update(nuts_sampler=args.sampler, tune=args.tune, chains=args.chains)
-    idata = model.fit(c, **kwargs)
+    model.fit(c, **kwargs)
     model.save(out)
-    _report_diagnostics(diagnostics(idata), "raise --tune / --draws and fit again")
+    _report_diagnostics(model.diagnostics_, "raise --tune / --draws and fit again")
     print(f"wrote {out}")
     return 0
 

@@ -787,15 +787,14 @@ def run_spec(
     if spec.model.law == "auto":
         _log(verbose, "law = auto: fitting the power, curved and two-term laws, choosing by PSIS-LOO")
         model, table = bs.select_law(contributions, model_kwargs=model_kwargs, **fit_kwargs)
-        idata = model.idata
         table.to_csv(out / "law_comparison.csv")
         files["law_comparison"] = out / "law_comparison.csv"
         _log(verbose, f"chosen law: {model.law}")
     else:
         model = bs.ScalingLawModel(law=spec.model.law, **model_kwargs)
-        idata = model.fit(contributions, **fit_kwargs)
+        model.fit(contributions, **fit_kwargs)
     timings["inference"] = time.perf_counter() - t0
-    diag = diagnostics(idata)
+    diag = model.diagnostics_  # computed by fit
     model_path = out / "model.nc"
     model.save(model_path)
     files["model"] = model_path
