@@ -226,7 +226,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
             )
         ds = bs.datasets.load_dataset(name, random_state=c.metadata.get("data_random_state", 0))
         features = point_features(ds, np.asarray(c.points), args.features)
-    model = bs.ScalingLawModel(features=features, likelihood=args.likelihood)
+    model = bs.ScalingLawModel(features=features, likelihood=args.likelihood, noise=args.noise, level=args.level)
     kwargs: dict[str, Any] = dict(
         method=args.method, draws=args.draws, random_seed=args.seed,
         progressbar=not args.no_progress,
@@ -316,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=["pymc", "nutpie", "numpyro", "blackjax"], default="pymc")
     p.add_argument("--features", choices=["none", "X", "X+label"], default="none")
     p.add_argument("--likelihood", choices=["normal", "studentt"], default="normal")
+    p.add_argument("--noise", choices=["per_point", "pooled"], default="per_point",
+                   help="per-point noise level and decay, or the population's for every point")
+    p.add_argument("--level", choices=["log", "signed"], default="log",
+                   help="log|ψ| with a marginalized sign, or a signed level with a Normal population")
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--chains", type=int, default=4)

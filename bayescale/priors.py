@@ -14,6 +14,10 @@ Prior keys and their meaning (``loc``/``scale`` of a Normal unless said otherwis
 ``ell_tau``         scale of the HalfNormal prior on the population sd of ℓ
 ``ell_B``           scale of the Normal(0, ·) prior on each feature effect on ℓ (all ``*_B``
                     defaults are divided by sqrt(number of features) by the model)
+``level_mu``        (loc, scale): intercept of the signed level ψ at k_ref on the internal scale
+                    (``level="signed"`` only); default (0, 1): Δ has unit root mean square there
+``level_tau``       HalfNormal scale of the population sd of the signed level (``level="signed"``)
+``level_B``         Normal(0, ·) scale of feature effects on the signed level
 ``alpha_mu``        (loc, scale): intercept of α; default (1, 1) (the paper sees α ≈ 1-1.5)
 ``alpha_tau``       HalfNormal scale of the population sd of α
 ``alpha_B``         Normal(0, ·) scale of feature effects on α
@@ -52,6 +56,7 @@ import numpy as np
 
 __all__ = [
     "BLOCKS",
+    "SIGNED_BLOCKS",
     "default_priors",
     "delta_scale",
     "prior_keys",
@@ -61,12 +66,19 @@ __all__ = [
 
 #: The four per-point parameter blocks, in the order the model stacks them.
 BLOCKS = ("ell", "alpha", "log_s", "beta")
+#: The blocks with ``level="signed"``: the signed level ψ_kref replaces ℓ = log|ψ_kref|.
+SIGNED_BLOCKS = ("level", "alpha", "log_s", "beta")
 
 # Fixed parts of the defaults. They hold on the internal scale, where Δ has unit root mean
 # square and log(k / k_ref) spans about ±1.2 for the paper's k in [100, 1000].
 _FIXED: dict[str, Any] = {
     "ell_tau": 1.0,  # |ψ| varies over about e^±2 across points in the paper's figures
     "ell_B": 1.0,
+    # The signed level ψ_kref (level="signed") on the scale where Δ has unit RMS: |ψ| at k_ref
+    # is at most of that order (the RMS is dominated by the small-k, noisier observations).
+    "level_mu": (0.0, 1.0),
+    "level_tau": 1.0,
+    "level_B": 0.5,
     "alpha_mu": (1.0, 1.0),  # paper: α mostly in [1, 1.5]; linear-regression theory says 2
     "alpha_tau": 0.5,
     "alpha_B": 0.5,
@@ -88,9 +100,9 @@ _FIXED: dict[str, Any] = {
     "kappa_tau": 0.25,
 }
 
-_PAIR_KEYS = ("ell_mu", "alpha_mu", "log_s_mu", "beta_mu", "pi_intercept", "nu", "gap", "kappa_mu")
+_PAIR_KEYS = ("ell_mu", "level_mu", "alpha_mu", "log_s_mu", "beta_mu", "pi_intercept", "nu", "gap", "kappa_mu")
 _SCALAR_KEYS = (
-    "ell_tau", "ell_B", "alpha_tau", "alpha_B", "log_s_tau", "log_s_B",
+    "ell_tau", "ell_B", "level_tau", "level_B", "alpha_tau", "alpha_B", "log_s_tau", "log_s_B",
     "beta_tau", "beta_B", "pi_B", "lkj_eta", "b_tau", "kappa_tau",
 )
 
@@ -101,7 +113,7 @@ def prior_keys() -> tuple[str, ...]:
     Examples
     --------
     >>> len(prior_keys())
-    20
+    23
     """
     return (*_PAIR_KEYS, *_SCALAR_KEYS)
 

@@ -281,9 +281,11 @@ class ModelSpec(_Section):
     features: Literal["none", "X", "X+label"] = "none"
     likelihood: Literal["normal", "studentt"] = "normal"
     law: Literal["power", "two_term", "curved", "auto"] = "power"
+    noise: Literal["per_point", "pooled"] = "per_point"
+    level: Literal["log", "signed"] = "log"
     priors: dict[str, Any] | None = None
     correlated: bool = False
-    centered: dict[Literal["ell", "alpha", "log_s", "beta"], bool] | None = None
+    centered: dict[Literal["ell", "level", "alpha", "log_s", "beta"], bool] | None = None
 
 
 class InferenceSpec(_Section):
@@ -766,6 +768,8 @@ def run_spec(
     model_kwargs = dict(
         features=features,
         likelihood=spec.model.likelihood,
+        noise=spec.model.noise,
+        level=spec.model.level,
         priors=spec.model.priors,
         correlated=spec.model.correlated,
         centered=spec.model.centered,
