@@ -17,6 +17,12 @@ the median noise sd between grid sizes, the signal-to-noise ratio of one observa
 often a point's sign at the smallest size agrees with its sign at each size, and the shape of
 one point's Δ at one size (skewness, excess kurtosis, how far the median lies below the mean).
 
+``--part noise`` compares the noise and level options of ScalingLawModel (per-point or pooled
+noise, log or signed level; see "Pooled noise and a signed level" in docs/benchmarks.md) at
+m = 10, 20 and 50 with the accuracy benchmark's fit (nutpie 2 × 1000 after 1500, seed 0):
+coverage of the 90% intervals overall and by the truth's sign, how often the truth lies above
+the interval, mean z at the ends of the grid, R² per size and the population's max r̂.
+
 ``--part laws`` fits the power, curved and two-term laws on the training table at m = 10, 20
 and 50 and on a table with the truth's design (10 draws per point at each grid size, a
 log-spaced design), and prints per fit: the population α (and κ), the mean P(harmful), mean z
@@ -27,6 +33,7 @@ Example
 -------
     python benchmarks/coverage_diagnosis.py --m 20
     python benchmarks/coverage_diagnosis.py --part shape --part laws
+    python benchmarks/coverage_diagnosis.py --part noise --case breast_cancer_mlp
 """
 
 from __future__ import annotations
@@ -34,9 +41,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import time
 import warnings
 from pathlib import Path
 
+import arviz as az
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -127,6 +136,17 @@ def shape_table(truth, se, raw) -> None:
         print(f"| {k} | {skew.median():.2f} ({skew[mean > 0].median():.2f} / {skew[mean < 0].median():.2f}) | "
               f"{kurt.median():.1f} | {((mean - median) / sd).median():.2f} | "
               f"{((mean > 0) & (median < 0)).mean():.2f} |")
+    # Where the between-point signal lives: in the body of each point's Δ (its median) plus
+    # an offset that grows with its spread, or in how often each point hits the tail.
+    print("\n| k | R² across points of the mean on the median | on median and sd | corr(mean, sd) | "
+          "between-point sd of log sd |")
+    print("|---|---|---|---|---|")
+    for k in GRID:
+        g = raw[k].groupby("point")["delta"]
+        mean, median, sd = g.mean().to_numpy(), g.median().to_numpy(), g.std().to_numpy()
+
+        print(f"| {k} | {_r2_of_fit(mean, median):.3f} | {_r2_of_fit(mean, median, sd):.3f} | {np.corrcoef(mean, sd)[0, 1]:+.2f} | "
+              f"{np.log(sd).std():.2f} |")
 
 
 def laws_table(train, truth, se, raw) -> None:
@@ -168,13 +188,64 @@ def laws_table(train, truth, se, raw) -> None:
                   f"{join([r2_score(T[:, j], mean[:, j]) for j in range(len(GRID))])} | {auc} |", flush=True)
 
 
+def _r2_of_fit(y, *columns) -> float:
+    """R² of the least-squares fit of y on an intercept and ``columns``."""
+    A = np.column_stack([np.ones_like(y), *columns])
+    resid = y - A @ np.linalg.lstsq(A, y, rcond=None)[0]
+    return 1.0 - resid.var() / y.var()
+
+
+#: The noise and level options compared by ``--part noise`` (ScalingLawModel keyword arguments).
+NOISE_VARIANTS = {
+    "default (log level, per-point noise)": {},
+    "log level, pooled noise": {"noise": "pooled"},
+    "signed level, per-point noise": {"level": "signed"},
+    "signed level, pooled noise": {"level": "signed", "noise": "pooled"},
+    "signed level, pooled noise, curved": {"level": "signed", "noise": "pooled", "law": "curved"},
+}
+
+
+def noise_table(train, truth, se, ms) -> None:
+    """Coverage and accuracy of each noise / level option, with the accuracy benchmark's fit."""
+    from sklearn.metrics import r2_score
+
+    points = truth.index.to_numpy()
+    T, S = truth.to_numpy(), se.to_numpy()
+    print(f"| m | model | cov90 | allowing for the truth's noise | coverage where ψ > 0 / ψ < 0 | "
+          f"truth above the interval | mean z at k = {GRID[0]} / {GRID[-1]} | R² mean | "
+          f"R² at k = {GRID[0]} / {GRID[-1]} | max r̂ (population) | fit s |")
+    print("|---|---|---:|---:|---|---:|---|---:|---|---:|---:|")
+    for m in ms:
+        table = train.subset(max_per_point=m)
+        for label, options in NOISE_VARIANTS.items():
+            model = bs.ScalingLawModel(**options)
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(table, nuts_sampler="nutpie", draws=1000, tune=1500, chains=2, random_seed=0,
+                          progressbar=False)
+            wall = time.perf_counter() - t0
+            draws = model.predict(list(GRID), points=points)
+            mean, sd = draws.mean(("chain", "draw")).values, draws.std(("chain", "draw")).values
+            lo = draws.quantile(0.05, ("chain", "draw")).values
+            hi = draws.quantile(0.95, ("chain", "draw")).values
+            inside = (lo <= T) & (T <= hi)
+            z = (mean - T) / np.sqrt(sd**2 + S**2)
+            r2 = [r2_score(T[:, j], mean[:, j]) for j in range(len(GRID))]
+            rhat = float(az.rhat(model.idata.posterior[model.population_vars_]).to_array().max())
+            print(f"| {m} | {label} | {inside.mean():.2f} | {(np.abs(z) <= 1.645).mean():.2f} | "
+                  f"{inside[T > 0].mean():.2f} / {inside[T < 0].mean():.2f} | {(T > hi).mean():.2f} | "
+                  f"{z[:, 0].mean():+.2f} / {z[:, -1].mean():+.2f} | {np.mean(r2):.3f} | "
+                  f"{r2[0]:.2f} / {r2[-1]:.2f} | {rhat:.3f} | {wall:.0f} |", flush=True)
+
+
 def main(argv=None) -> None:
     global CASE, GRID  # the table helpers read the chosen case's grid
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--m", type=int, default=20, help="observations per point in the fit")
     parser.add_argument("--cache", type=Path, default=None, help="the reduced run's cache directory")
     parser.add_argument("--case", choices=sorted(CASES), default="digits_binary_logreg")
-    parser.add_argument("--part", action="append", choices=["errors", "shape", "laws"],
+    parser.add_argument("--part", action="append", choices=["errors", "shape", "laws", "noise"],
                         help="what to print (repeatable; default: errors)")
     args = parser.parse_args(argv)
     CASE, GRID = args.case, CASES[args.case][2]
@@ -189,6 +260,8 @@ def main(argv=None) -> None:
         shape_table(truth, se, raw)
     if "laws" in parts:
         laws_table(train, truth, se, raw)
+    if "noise" in parts:
+        noise_table(train, truth, se, (10, 20, 50))
     if "errors" not in parts:
         return
     measurement_check(train, raw)
