@@ -252,8 +252,8 @@ def main(argv=None) -> None:
     root = Path(__file__).resolve().parent / "cache" / "reduced"
     cache = args.cache or max(root.glob("sampler-*"), key=lambda p: p.stat().st_mtime)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, "
-          f"Python {platform.python_version()}; cache {cache}; case {CASE}; m = {args.m}; "
-          "nutpie 2 × 300 after 500")
+          f"Python {platform.python_version()}; cache {cache}; case {CASE}; errors and laws: m = {args.m}, "
+          "nutpie 2 × 300 after 500; noise: nutpie 2 × 1000 after 1500")
     train, truth, se, raw = load_tables(cache)
     parts = args.part or ["errors"]
     if "shape" in parts:

@@ -453,7 +453,7 @@ def test_pooled_noise_and_signed_level_cover_under_skewed_noise():
     # sample skewness about 2.7) and 10 observations per point. Most samples miss the rare
     # large values, so per-point noise estimates come out low exactly where the point looks
     # unhelpful. The pooled, signed model must still cover ψ_k close to nominally: measured
-    # 0.899 on this table (seed 0); 200 points × 4 sizes give a binomial sd of about 1%.
+    # 0.904 on this table (seed 0); 200 points × 4 sizes give a binomial sd of about 1%.
     rng = np.random.default_rng(0)
     c, truth = simulate_contributions(n_points=200, samples_per_point=10, k_range=(25, 400),
                                       alpha=(1.5, 0.4), log_sigma=(0.5, 0.3), beta=(2.5, 0.4),
