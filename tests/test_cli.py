@@ -173,6 +173,17 @@ def test_fit_and_value_write_outputs(pipeline, capsys):
     assert len(v) == 6 and {"mean", "hdi_low", "hdi_high", "p_harmful"} <= set(v.columns)
 
 
+def test_fit_passes_the_noise_and_level_options(pipeline, tmp_path):
+    table, _, _ = pipeline
+    out = tmp_path / "pooled.nc"
+    rc = main(["fit", str(table), "--method", "map", "--noise", "pooled", "--level", "signed",
+               "--out", str(out), "--no-progress"])
+    assert rc == 0
+    m = bs.ScalingLawModel.load(out)
+    assert (m.noise, m.level) == ("pooled", "signed")
+    assert "level" in m.idata.posterior and "log_s_tau" not in m.idata.posterior
+
+
 def test_value_with_beta_weights(pipeline, tmp_path, capsys):
     _, model, _ = pipeline
     out = tmp_path / "beta.csv"
