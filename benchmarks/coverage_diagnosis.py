@@ -144,7 +144,6 @@ def shape_table(truth, se, raw) -> None:
     for k in GRID:
         g = raw[k].groupby("point")["delta"]
         mean, median, sd = g.mean().to_numpy(), g.median().to_numpy(), g.std().to_numpy()
-
         print(f"| {k} | {_r2_of_fit(mean, median):.3f} | {_r2_of_fit(mean, median, sd):.3f} | {np.corrcoef(mean, sd)[0, 1]:+.2f} | "
               f"{np.log(sd).std():.2f} |")
 
