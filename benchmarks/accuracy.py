@@ -552,9 +552,14 @@ def targets(df: pd.DataFrame) -> list[dict]:
         bayes = df[(df.estimator == "bayes_features") & (df.m == m)][rk].iloc[0].to_numpy()
         plain = df[(df.estimator == "bayes") & (df.m == m)][rk].iloc[0].to_numpy()
         wins = int((bayes > mle).sum())
+        # The other Bayesian fits, for reference: the target is judged on the feature fit.
+        others = {est: int((df[(df.estimator == est) & (df.m == m)][rk].iloc[0].to_numpy() > mle).sum())
+                  for est in BAYESIAN if len(df[(df.estimator == est) & (df.m == m)])}
+        best = max(others, key=others.get)
         out.append({"target": f"m={m}: Bayesian (with features) beats MLE at every grid size",
                     "value": f"{wins}/{len(rk)} sizes (min margin {np.min(bayes - mle):+.3f}); "
-                             f"without features {int((plain > mle).sum())}/{len(rk)}",
+                             f"without features {int((plain > mle).sum())}/{len(rk)}; most of any "
+                             f"Bayesian fit: {others[best]}/{len(rk)} ({LABELS[best]})",
                     "met": wins == len(rk)})
     cov = df[df.estimator.isin(BAYESIAN)]["coverage90"]
     noisy = (f"; allowing for the truth's noise "
