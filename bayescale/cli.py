@@ -316,8 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=["pymc", "nutpie", "numpyro", "blackjax"], default="pymc")
     p.add_argument("--features", choices=["none", "X", "X+label"], default="none")
     p.add_argument("--likelihood", choices=["normal", "studentt"], default="normal")
-    p.add_argument("--noise", choices=["per_point", "pooled"], default="per_point",
-                   help="per-point noise level and decay, or the population's for every point")
+    p.add_argument("--noise", choices=["per_point", "pooled", "pooled_scale"], default="per_point",
+                   help="per-point noise level and decay, the population's for every point, "
+                        "or the population's level with a per-point decay")
     p.add_argument("--level", choices=["log", "signed"], default="log",
                    help="log|ψ| with a marginalized sign, or a signed level with a Normal population")
     p.add_argument("--draws", type=int, default=1000)

@@ -11,7 +11,7 @@ For point i and its observations j (internal scale: ``y = Δ / Δ_scale``, ``u =
 Two options change this (docs/benchmarks.md, "Pooled noise and a signed level"):
 ``level="signed"`` replaces sign_i·exp(ℓ_i) by a signed level v_i ~ Normal(μ_v + B_v·x_i, τ_v)
 (no sign to marginalize), and ``noise="pooled"`` gives every point the population's log s
-and β (μ_b + B_b·x_i, no per-point deviation).
+and β (μ_b + B_b·x_i, no per-point deviation); ``noise="pooled_scale"`` pools log s only.
 
 On the paper's scale (Δ ~ N(c k^−α, σ² k^−β)) this is ``c = sign·exp(ℓ)·k_ref^α·Δ_scale`` and
 ``σ = s·k_ref^(β/2)·Δ_scale``; α and β are the same on both scales.
@@ -62,6 +62,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy.special import ndtr
 
 from . import __version__
 from . import priors as _priors
@@ -78,10 +79,10 @@ _METHODS = ("nuts", "advi", "fullrank_advi", "map")
 _NUTS_SAMPLERS = {"pymc": None, "nutpie": "nutpie", "numpyro": "numpyro", "blackjax": "blackjax"}
 _LIKELIHOODS = ("normal", "studentt")
 _LAWS = ("power", "two_term", "curved")
-_NOISES = ("per_point", "pooled")
 _LEVELS = ("log", "signed")
-#: The blocks that ``noise="pooled"`` gives no per-point deviation: the noise level and decay.
-NOISE_BLOCKS = ("log_s", "beta")
+#: The blocks each ``noise`` option gives no per-point deviation.
+POOLED_NOISE_BLOCKS = {"per_point": (), "pooled": ("log_s", "beta"), "pooled_scale": ("log_s",)}
+_NOISES = tuple(POOLED_NOISE_BLOCKS)
 #: Blocks that are always non-centred by default: one point's slope α and noise decay β are
 #: weakly identified by its own observations (a slope over a factor-10 range of k).
 ALWAYS_NONCENTERED = ("alpha", "beta")
@@ -126,11 +127,12 @@ class ScalingLawModel:
         Block name (``"ell"``, ``"alpha"``, ``"log_s"``, ``"beta"``) → True for a centred
         parametrisation. Blocks not given are chosen from the data by :func:`auto_centering`;
         correlated (ℓ, α) are always non-centred. The choice used is ``centered_``.
-    noise : {"per_point", "pooled"}, keyword-only
+    noise : {"per_point", "pooled", "pooled_scale"}, keyword-only
         "per_point" (the paper's) gives each point its own noise level s_i and decay β_i.
         "pooled" gives every point the population's (μ + B·x with features, so the noise can
         still depend on them): no per-point ``log_s_z``/``beta_z`` and no ``log_s_tau``/
-        ``beta_tau``. Real Δ are right-skewed, so a few observations of one point usually miss
+        ``beta_tau``. "pooled_scale" pools the level s_i (at k_ref) only and keeps a
+        per-point decay β_i, for tables whose points' noise spreads apart as k grows. Real Δ are right-skewed, so a few observations of one point usually miss
         its rare large values and make it look both less helpful and less noisy than it is;
         per-point noise then turns that miss into a confident one. On the accuracy benchmark's
         real tables (digits and an MLP, m = 5-50 observations per point) pooled noise with
@@ -145,7 +147,12 @@ class ScalingLawModel:
         ``pi``). Where a point's data say little, a log-level population lets |ψ| collapse
         towards 0 with narrow intervals around it (both signs at once); a Normal population on
         v shrinks the point towards the typical *signed* value instead. P(harmful) is then the
-        posterior share of draws with v < 0. Use it with ``noise="pooled"``: with per-point
+        posterior share of draws with v < 0. With the Normal likelihood, v is linear-Gaussian
+        given everything else, so the sampled model integrates it out exactly and each draw's
+        v is drawn afterwards from its conditional (P(harmful) is then the mean over draws of
+        P(v < 0 | the draw's other parameters)); sampling v directly mixed badly (per-point α
+        bulk ESS 7 on simulated tables where the integrated form gives 43-628). With
+        Student-t noise v is sampled. Use it with ``noise="pooled"``: with per-point
         noise the levels collapsed towards 0 on the same tables (digits: mean R² of ψ_k
         0.02-0.20 at m = 10-50). Not combinable with ``correlated=True``.
     harmful_features : bool, keyword-only
@@ -411,7 +418,7 @@ class ScalingLawModel:
         self._state = self._prepare(contributions)
         self.model_ = _build_pymc_model(self._state, self.likelihood, self.correlated,
                                         self._centered_map(), self.harmful_features, self.law,
-                                        NOISE_BLOCKS if self.noise == "pooled" else (), self.level)
+                                        POOLED_NOISE_BLOCKS[self.noise], self.level)
         return self.model_
 
     # ------------------------------------------------------------------ fit
@@ -552,7 +559,7 @@ class ScalingLawModel:
         free = [v.name for v in model.free_RVs]
         posterior = posterior[[v for v in posterior.data_vars if v in free]]
         derived, log_lik = _derive(posterior, self._state, self.likelihood, self.correlated,
-                                   self._centered_map(), rng)
+                                   self._centered_map(), rng, point_estimate=method == "map")
         self._method = method
         self._idata = self._assemble(derived, log_lik, sample_stats)
         self._set_fitted_state(contributions)
@@ -906,6 +913,9 @@ def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict
         taus = {}
         means = {}
         blocks = _priors.SIGNED_BLOCKS if level == "signed" else _priors.BLOCKS
+        # A Normal likelihood is linear-Gaussian in a signed level: the level is integrated
+        # out exactly (see _collapsed_level) and drawn afterwards from its conditional.
+        collapse = level == "signed" and likelihood == "normal"
         for b in blocks:
             mu = pm.Normal(f"{b}_mu", *pr[f"{b}_mu"])
             if b not in pooled:
@@ -922,7 +932,7 @@ def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict
             theta["ell"] = means["ell"] + taus["ell"] * z_ell
             theta["alpha"] = means["alpha"] + taus["alpha"] * (rho * z_ell + pt.sqrt(1.0 - rho**2) * z_alpha)
         for b in blocks:
-            if b in theta:
+            if b in theta or (collapse and b == "level"):
                 continue
             if b in pooled:  # no per-point deviation: every point has the population's value
                 theta[b] = means[b] * pt.ones(n)
@@ -976,7 +986,12 @@ def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict
             eta = eta - 0.5 * rows["kappa"] * u**2
         mu = pt.exp(pt.clip(eta, -_CLIP_MEAN, _CLIP_MEAN))
         log_sd = pt.clip(rows["log_s"] - 0.5 * rows["beta"] * u - log_w, -_CLIP_LOGSD, _CLIP_LOGSD)
-        if level == "signed":
+        if collapse:
+            inv_var = pt.exp(-2.0 * log_sd)
+            sums = [segsum(v) for v in (mu * mu * inv_var, mu * y * inv_var, y * y * inv_var,
+                                        log_sd + float(0.5 * np.log(2 * np.pi)))]
+            ll, _, _ = _collapsed_level(pt, *sums, means["level"], taus["level"])
+        elif level == "signed":
             ll, _ = _branch_sums(pt, y, rows["level"] * mu, log_sd, segsum, nu)
         else:
             branch_pos, branch_neg = _branch_sums(pt, y, mu, log_sd, segsum, nu)
@@ -1016,6 +1031,25 @@ def _branch_sums(pt, y, mu, log_sd, segsum, nu):
     pos = const - 0.5 * (nu + 1) * pt.log1p(((y - mu) * inv_sd) ** 2 / nu)
     neg = const - 0.5 * (nu + 1) * pt.log1p(((y + mu) * inv_sd) ** 2 / nu)
     return segsum(pos), segsum(neg)
+
+
+def _collapsed_level(lib, s_gg, s_gy, s_yy, s_log, prior_mean, prior_sd):
+    """The signed level v integrated out of y = v·g + ε, ε ~ Normal(0, sd²), v ~ Normal(m, τ²).
+
+    Per point, from the sums over its observations of g²/sd², g·y/sd², y²/sd² and
+    log sd + log(2π)/2: returns the marginal log-likelihood and the mean and sd of
+    v | y (Sherman-Morrison on the rank-one covariance τ²·g·gᵀ + diag(sd²)). ``lib`` is
+    numpy or pytensor.tensor. Sampling v itself couples a small v to a free α along a
+    curved ridge (v·(k/k_ref)^(−α) stays the same) that NUTS crossed slowly: per-point α had
+    bulk ESS 7 on two of three simulated tables (docs/benchmarks.md, "Pooled noise and a
+    signed level").
+    """
+    t2 = prior_sd**2
+    shrink = 1.0 + t2 * s_gg
+    h = s_gy - prior_mean * s_gg  # gᵀΣ⁻¹(y − m·g)
+    quad = s_yy - 2.0 * prior_mean * s_gy + prior_mean**2 * s_gg - t2 * h**2 / shrink
+    ll = -s_log - 0.5 * lib.log(shrink) - 0.5 * quad
+    return ll, prior_mean + t2 * h / shrink, prior_sd / lib.sqrt(shrink)
 
 
 def _guarded_logaddexp(pt, a, b):
@@ -1087,11 +1121,13 @@ def _log_pi(post: xr.Dataset, X: np.ndarray):
     return -np.logaddexp(0.0, -logit), -np.logaddexp(0.0, logit)
 
 
-def _derive(posterior: xr.Dataset, s: dict, likelihood: str, correlated: bool, centered: dict, rng):
+def _derive(posterior: xr.Dataset, s: dict, likelihood: str, correlated: bool, centered: dict, rng,
+            point_estimate: bool = False):
     """Add per-point and paper-scale quantities; compute the per-point log-likelihood.
 
     Vectorized over draws, in chunks so that memory stays at a few tens of MB whatever the
-    number of draws and observations.
+    number of draws and observations. ``point_estimate`` (MAP) gives an integrated-out
+    signed level its conditional mean instead of a random draw.
     """
     post = posterior.copy()
     X = s["X"] if s["X"] is not None else np.zeros((len(s["points"]), 0))
@@ -1100,11 +1136,15 @@ def _derive(posterior: xr.Dataset, s: dict, likelihood: str, correlated: bool, c
     blocks = _priors.SIGNED_BLOCKS if "level_mu" in post else _priors.BLOCKS
     signed = "level" in blocks
     z = {b: post[f"{b}_z"].values for b in blocks if f"{b}_z" in post}
+    # The signed level was integrated out (Normal likelihood): no level, no level_z.
+    collapsed = signed and "level" not in post and "level_z" not in post
     theta = {}
     for b in blocks:
+        if collapsed and b == "level":
+            continue
         if b in post:
             theta[b] = post[b].values
-        elif f"{b}_tau" not in post:  # a pooled block (noise="pooled")
+        elif f"{b}_tau" not in post:  # a pooled block (noise="pooled" or "pooled_scale")
             theta[b] = _pop_mean(post, b, X)
         else:
             theta[b] = _pop_mean(post, b, X) + post[f"{b}_tau"].values[..., None] * _mix(post, b, z, correlated)
@@ -1129,8 +1169,21 @@ def _derive(posterior: xr.Dataset, s: dict, likelihood: str, correlated: bool, c
     chunk = max(1, int(5e5 // layout["cells"]))
     ll = np.empty((n_chain * n_draw, n_pt))
     p_harm = np.empty_like(ll)
+    if collapsed:
+        level_mean = _pop_mean(post, "level", X).reshape(-1, n_pt)
+        level_tau = post["level_tau"].values.reshape(-1, 1)
+        flat["level"] = np.empty_like(ll)
     for lo in range(0, n_chain * n_draw, chunk):
         sl = slice(lo, lo + chunk)
+        if collapsed:
+            ll[sl], v_mean, v_sd = _collapsed_level_np(s, {b: v[sl] for b, v in flat.items() if b != "level"},
+                                                       level_mean[sl], level_tau[sl],
+                                                       None if gap is None else gap[sl], layout)
+            # A draw of v from its exact conditional; P(harmful) is its conditional P(v < 0),
+            # which averages to the share of negative draws with less Monte Carlo noise.
+            flat["level"][sl] = v_mean if point_estimate else v_mean + v_sd * rng.standard_normal(v_mean.shape)
+            p_harm[sl] = ndtr(-v_mean / v_sd)
+            continue
         pos, neg = _branch_sums_np(s, {b: v[sl] for b, v in flat.items()},
                                    None if nu_f is None else nu_f[sl], None if gap is None else gap[sl], layout)
         if signed:  # the draw's level carries the sign: no latent to marginalize
@@ -1143,6 +1196,8 @@ def _derive(posterior: xr.Dataset, s: dict, likelihood: str, correlated: bool, c
         # P(sign = −1 | θ, data): the conditional posterior of the marginalized latent.
         p_harm[sl] = np.exp(bneg - ll[sl])
     p_harm = p_harm.reshape(n_chain, n_draw, n_pt)
+    if collapsed:
+        theta["level"] = flat["level"].reshape(n_chain, n_draw, n_pt)
     if signed:
         sign = np.where(theta["level"] < 0, -1.0, 1.0)
         magnitude = np.abs(theta["level"])
@@ -1194,10 +1249,9 @@ def _np_layout(s: dict) -> dict:
             "segsum": lambda v: np.add.reduceat(v, starts, axis=1)}
 
 
-def _branch_sums_np(s: dict, theta: dict, nu, gap=None, layout: dict | None = None):
-    """numpy twin of :func:`_branch_sums` for a chunk of draws: arrays (draws, points)."""
-    lay = _np_layout(s) if layout is None else layout
-    rows, segsum, y, u = lay["rows"], lay["segsum"], lay["y"], lay["u"]
+def _observation_terms_np(theta: dict, gap, lay: dict):
+    """y (less a two-term law's second term), the law's mean and log sd per observation."""
+    rows, y, u = lay["rows"], lay["y"], lay["u"]
     if gap is not None:
         gap = gap.reshape((-1,) + (1,) * y.ndim)  # one value per draw
         y = y - rows(theta["b"]) * np.exp(np.clip(-(rows(theta["alpha"]) + gap) * u, -_CLIP_MEAN, _CLIP_MEAN))
@@ -1213,6 +1267,25 @@ def _branch_sums_np(s: dict, theta: dict, nu, gap=None, layout: dict | None = No
     log_sd += rows(theta["log_s"])
     log_sd -= lay["log_w"]
     np.clip(log_sd, -_CLIP_LOGSD, _CLIP_LOGSD, out=log_sd)
+    return y, mu, log_sd
+
+
+def _collapsed_level_np(s: dict, theta: dict, prior_mean, prior_sd, gap=None, layout: dict | None = None):
+    """numpy twin of the integrated-out signed level: (log-lik, mean, sd of v | y), each (draws, points)."""
+    lay = _np_layout(s) if layout is None else layout
+    y, g, log_sd = _observation_terms_np(theta, gap, lay)
+    inv_var = np.exp(-2.0 * log_sd)
+    gw = g * inv_var
+    sums = (lay["segsum"](g * gw), lay["segsum"](y * gw), lay["segsum"](y * y * inv_var),
+            lay["segsum"](log_sd) + 0.5 * np.log(2 * np.pi) * lay["n_obs"])
+    return _collapsed_level(np, *sums, prior_mean, prior_sd)
+
+
+def _branch_sums_np(s: dict, theta: dict, nu, gap=None, layout: dict | None = None):
+    """numpy twin of :func:`_branch_sums` for a chunk of draws: arrays (draws, points)."""
+    lay = _np_layout(s) if layout is None else layout
+    segsum = lay["segsum"]
+    y, mu, log_sd = _observation_terms_np(theta, gap, lay)
     if nu is None:
         inv_var = np.exp(-2.0 * log_sd)
         A = segsum(y * mu * inv_var)

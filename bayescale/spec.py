@@ -281,7 +281,7 @@ class ModelSpec(_Section):
     features: Literal["none", "X", "X+label"] = "none"
     likelihood: Literal["normal", "studentt"] = "normal"
     law: Literal["power", "two_term", "curved", "auto"] = "power"
-    noise: Literal["per_point", "pooled"] = "per_point"
+    noise: Literal["per_point", "pooled", "pooled_scale"] = "per_point"
     level: Literal["log", "signed"] = "log"
     priors: dict[str, Any] | None = None
     correlated: bool = False

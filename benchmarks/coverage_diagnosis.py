@@ -201,6 +201,7 @@ NOISE_VARIANTS = {
     "signed level, per-point noise": {"level": "signed"},
     "signed level, pooled noise": {"level": "signed", "noise": "pooled"},
     "signed level, pooled noise, curved": {"level": "signed", "noise": "pooled", "law": "curved"},
+    "signed level, pooled noise scale, per-point decay": {"level": "signed", "noise": "pooled_scale"},
 }
 
 

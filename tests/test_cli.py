@@ -182,6 +182,11 @@ def test_fit_passes_the_noise_and_level_options(pipeline, tmp_path):
     m = bs.ScalingLawModel.load(out)
     assert (m.noise, m.level) == ("pooled", "signed")
     assert "level" in m.idata.posterior and "log_s_tau" not in m.idata.posterior
+    scale = tmp_path / "pooled_scale.nc"
+    rc = main(["fit", str(table), "--method", "map", "--noise", "pooled_scale", "--out", str(scale), "--no-progress"])
+    assert rc == 0
+    post = bs.ScalingLawModel.load(scale).idata.posterior
+    assert "log_s_tau" not in post and "beta_tau" in post
 
 
 def test_value_with_beta_weights(pipeline, tmp_path, capsys):
