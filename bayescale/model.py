@@ -151,7 +151,7 @@ class ScalingLawModel:
         given everything else, so the sampled model integrates it out exactly and each draw's
         v is drawn afterwards from its conditional (P(harmful) is then the mean over draws of
         P(v < 0 | the draw's other parameters)); sampling v directly mixed badly (per-point α
-        bulk ESS 7 on simulated tables where the integrated form gives 43-628). With
+        bulk ESS 7 on simulated tables where the integrated form gives 95-628). With
         Student-t noise v is sampled. Use it with ``noise="pooled"``: with per-point
         noise the levels collapsed towards 0 on the same tables (digits: mean R² of ψ_k
         0.02-0.20 at m = 10-50). Not combinable with ``correlated=True``.
@@ -971,6 +971,9 @@ def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict
 
             def segsum(v):
                 return (v * mask).sum(axis=1)
+
+            def expand(v):
+                return v[:, None]
         else:
             y = pm.Data("y_scaled", s["y"])
             u = pm.Data("u", s["u"])
@@ -979,6 +982,9 @@ def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict
 
             def segsum(v):
                 return _segment_sum(pt, v, idx, n)
+
+            def expand(v):
+                return v[idx]
         if gap is not None:  # the second term is linear: move it to the left-hand side
             y = y - rows["b"] * pt.exp(pt.clip(-(rows["alpha"] + gap) * u, -_CLIP_MEAN, _CLIP_MEAN))
         eta = rows.get("ell", 0.0) - rows["alpha"] * u
@@ -987,10 +993,7 @@ def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict
         mu = pt.exp(pt.clip(eta, -_CLIP_MEAN, _CLIP_MEAN))
         log_sd = pt.clip(rows["log_s"] - 0.5 * rows["beta"] * u - log_w, -_CLIP_LOGSD, _CLIP_LOGSD)
         if collapse:
-            inv_var = pt.exp(-2.0 * log_sd)
-            sums = [segsum(v) for v in (mu * mu * inv_var, mu * y * inv_var, y * y * inv_var,
-                                        log_sd + float(0.5 * np.log(2 * np.pi)))]
-            ll, _, _ = _collapsed_level(pt, *sums, means["level"], taus["level"])
+            ll, _, _ = _collapsed_level(pt, mu, y, log_sd, segsum, expand, means["level"], taus["level"])
         elif level == "signed":
             ll, _ = _branch_sums(pt, y, rows["level"] * mu, log_sd, segsum, nu)
         else:
@@ -1033,23 +1036,31 @@ def _branch_sums(pt, y, mu, log_sd, segsum, nu):
     return segsum(pos), segsum(neg)
 
 
-def _collapsed_level(lib, s_gg, s_gy, s_yy, s_log, prior_mean, prior_sd):
+def _collapsed_level(lib, g, y, log_sd, segsum, expand, prior_mean, prior_sd):
     """The signed level v integrated out of y = v·g + ε, ε ~ Normal(0, sd²), v ~ Normal(m, τ²).
 
-    Per point, from the sums over its observations of g²/sd², g·y/sd², y²/sd² and
-    log sd + log(2π)/2: returns the marginal log-likelihood and the mean and sd of
-    v | y (Sherman-Morrison on the rank-one covariance τ²·g·gᵀ + diag(sd²)). ``lib`` is
-    numpy or pytensor.tensor. Sampling v itself couples a small v to a free α along a
-    curved ridge (v·(k/k_ref)^(−α) stays the same) that NUTS crossed slowly: per-point α had
-    bulk ESS 7 on two of three simulated tables (docs/benchmarks.md, "Pooled noise and a
-    signed level").
+    Per observation g, y and log sd; ``segsum`` sums them per point and ``expand`` spreads a
+    per-point value back over its observations; ``lib`` is numpy or pytensor.tensor. Returns
+    each point's marginal log-likelihood and the mean and sd of v | y. The joint Normal has
+    covariance τ²·g·gᵀ + diag(sd²); its quadratic form is evaluated as the penalized
+    residual sum at the conditional mean v̄, Σ (y − v̄·g)²/sd² + (v̄ − m)²/τ², a sum of
+    non-negative terms. The textbook expansion in Σg²/sd², Σg·y/sd² and Σy²/sd² cancels
+    catastrophically when Σg²/sd² is huge (a steep α at small k): on digits at m = 5 one
+    chain's step size fell to 1e-15 there.
+
+    Sampling v itself couples a small v to a free α along a curved ridge (v·(k/k_ref)^(−α)
+    stays the same) that NUTS crossed slowly: per-point α had bulk ESS 7 on two of three
+    simulated tables (docs/benchmarks.md, "The signed level integrated out").
     """
+    inv_var = lib.exp(-2.0 * log_sd)
+    gw = g * inv_var
     t2 = prior_sd**2
-    shrink = 1.0 + t2 * s_gg
-    h = s_gy - prior_mean * s_gg  # gᵀΣ⁻¹(y − m·g)
-    quad = s_yy - 2.0 * prior_mean * s_gy + prior_mean**2 * s_gg - t2 * h**2 / shrink
-    ll = -s_log - 0.5 * lib.log(shrink) - 0.5 * quad
-    return ll, prior_mean + t2 * h / shrink, prior_sd / lib.sqrt(shrink)
+    precision = t2 * segsum(g * gw)  # the data's precision about v, relative to the prior's
+    v_bar = (prior_mean + t2 * segsum(y * gw)) / (1.0 + precision)
+    resid = y - expand(v_bar) * g
+    quad = segsum(resid * resid * inv_var) + (v_bar - prior_mean) ** 2 / t2
+    ll = -segsum(log_sd + float(0.5 * np.log(2 * np.pi))) - 0.5 * lib.log1p(precision) - 0.5 * quad
+    return ll, v_bar, prior_sd / lib.sqrt(1.0 + precision)
 
 
 def _guarded_logaddexp(pt, a, b):
@@ -1274,11 +1285,7 @@ def _collapsed_level_np(s: dict, theta: dict, prior_mean, prior_sd, gap=None, la
     """numpy twin of the integrated-out signed level: (log-lik, mean, sd of v | y), each (draws, points)."""
     lay = _np_layout(s) if layout is None else layout
     y, g, log_sd = _observation_terms_np(theta, gap, lay)
-    inv_var = np.exp(-2.0 * log_sd)
-    gw = g * inv_var
-    sums = (lay["segsum"](g * gw), lay["segsum"](y * gw), lay["segsum"](y * y * inv_var),
-            lay["segsum"](log_sd) + 0.5 * np.log(2 * np.pi) * lay["n_obs"])
-    return _collapsed_level(np, *sums, prior_mean, prior_sd)
+    return _collapsed_level(np, g, y, log_sd, lay["segsum"], lay["rows"], prior_mean, prior_sd)
 
 
 def _branch_sums_np(s: dict, theta: dict, nu, gap=None, layout: dict | None = None):

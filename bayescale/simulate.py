@@ -38,6 +38,7 @@ def simulate_contributions(
     k_design: str | Sequence[int] = "uniform",
     likelihood: str = "normal",
     nu: float = 5.0,
+    skew: float = 0.8,
     second_term: tuple[float, float] | None = None,
     curvature: tuple[float, float] | None = None,
     random_state=None,
@@ -61,8 +62,11 @@ def simulate_contributions(
     k_design : "uniform", "loguniform" or a sequence of ints
         How k is drawn: uniform integers in ``k_range`` (the paper), log-uniform, or cycled
         through a fixed grid of sizes.
-    likelihood : "normal" or "studentt"
-        Student-t noise (``nu`` degrees of freedom) tests robustness.
+    likelihood : "normal", "studentt" or "lognormal"
+        Student-t noise (``nu`` degrees of freedom) tests robustness to heavy tails.
+        "lognormal" draws right-skewed noise like real contributions (mostly small, now and
+        then large): a log-normal with log-scale sd ``skew``, standardized to mean 0 and
+        sd 1 (skewness 3.7 at 0.8), so ψ_k is still the mean of Δ.
     second_term : (relative sd, gap), optional
         Add ``b·k^(−(α+gap))`` to every point's law (ScalingLawModel's ``law="two_term"``),
         with ``b = r·|c|·k_mid^gap``, r ~ Normal(0, relative sd) and k_mid the geometric mean
@@ -94,8 +98,10 @@ def simulate_contributions(
     k_min, k_max = check_k_range(k_range)
     if not 0.0 <= p_harmful <= 1.0:
         raise ValueError(f"p_harmful must be in [0, 1]; got {p_harmful}")
-    if likelihood not in ("normal", "studentt"):
-        raise ValueError(f"likelihood must be 'normal' or 'studentt'; got {likelihood!r}")
+    if likelihood not in ("normal", "studentt", "lognormal"):
+        raise ValueError(f"likelihood must be 'normal', 'studentt' or 'lognormal'; got {likelihood!r}")
+    if likelihood == "lognormal" and not skew > 0:
+        raise ValueError(f"skew must be positive; got {skew!r}")
     rng = as_generator(random_state)
 
     mean_log_c = np.full(n_points, float(log_c[0]))
@@ -145,7 +151,13 @@ def simulate_contributions(
     if second_term is not None:
         mean = mean + b_coef[:, None] * ks ** (-gamma[:, None])
     sd = sigma[:, None] * ks ** (-b[:, None] / 2.0)
-    noise = rng.standard_t(nu, size=ks.shape) if likelihood == "studentt" else rng.standard_normal(ks.shape)
+    if likelihood == "studentt":
+        noise = rng.standard_t(nu, size=ks.shape)
+    elif likelihood == "lognormal":  # standardized with the distribution's own mean and sd
+        v = skew**2
+        noise = (rng.lognormal(0.0, skew, ks.shape) - np.exp(v / 2)) / np.sqrt((np.exp(v) - 1) * np.exp(v))
+    else:
+        noise = rng.standard_normal(ks.shape)
     deltas = mean + sd * noise
 
     truth = pd.DataFrame(

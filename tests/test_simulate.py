@@ -35,6 +35,25 @@ def test_simulate_mean_and_noise_follow_the_law():
         assert abs(d.std() / sd - 1) < 5 * np.sqrt(0.5 / d.size)
 
 
+def test_lognormal_noise_is_right_skewed_with_the_laws_mean_and_sd():
+    # Skewed noise must leave E[Δ] = ψ_k and sd σ k^(−β/2), and be right-skewed: at skew 0.8
+    # the standardized log-normal has skewness 3.7 and a median below its mean.
+    from scipy import stats
+
+    c, truth = simulate_contributions(n_points=1, samples_per_point=40000, k_design=[100],
+                                      likelihood="lognormal", random_state=2)
+    t = truth.iloc[0]
+    d = c.data["delta"].to_numpy()
+    sd = t["sigma"] * 100 ** (-t["beta"] / 2)
+    # The sd of a sample sd grows with the kurtosis κ (34.4 here): 5 × sqrt((κ − 1)/4n).
+    assert abs(d.mean() - t["c"] * 100 ** (-t["alpha"])) < 5 * sd / np.sqrt(d.size)
+    assert abs(d.std() / sd - 1) < 5 * np.sqrt(33.4 / (4 * d.size))
+    assert stats.skew(d) > 2.0
+    assert np.median(d) < d.mean()
+    with pytest.raises(ValueError, match="skew must be positive"):
+        simulate_contributions(n_points=2, samples_per_point=2, likelihood="lognormal", skew=0.0)
+
+
 def test_simulate_feature_effects_and_designs():
     x = np.linspace(-2, 2, 500)[:, None]
     _, truth = simulate_contributions(n_points=500, samples_per_point=2, features=x,
