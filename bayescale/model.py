@@ -126,7 +126,9 @@ class ScalingLawModel:
     centered : dict, keyword-only
         Block name (``"ell"``, ``"alpha"``, ``"log_s"``, ``"beta"``) → True for a centred
         parametrisation. Blocks not given are chosen from the data by :func:`auto_centering`;
-        correlated (ℓ, α) are always non-centred. The choice used is ``centered_``.
+        correlated (ℓ, α) are always non-centred. The choice used is ``centered_``. A
+        signed level under the Normal likelihood is integrated out, so its entry has no
+        effect there.
     noise : {"per_point", "pooled", "pooled_scale"}, keyword-only
         "per_point" (the paper's) gives each point its own noise level s_i and decay β_i.
         "pooled" gives every point the population's (μ + B·x with features, so the noise can
