@@ -226,7 +226,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
             )
         ds = bs.datasets.load_dataset(name, random_state=c.metadata.get("data_random_state", 0))
         features = point_features(ds, np.asarray(c.points), args.features)
-    model = bs.ScalingLawModel(features=features, likelihood=args.likelihood, noise=args.noise, level=args.level)
+    model = bs.ScalingLawModel(features=features, likelihood=args.likelihood, noise=args.noise, level=args.level,
+                               level_tails=args.level_tails)
     kwargs: dict[str, Any] = dict(
         method=args.method, draws=args.draws, random_seed=args.seed,
         progressbar=not args.no_progress,
@@ -321,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "or the population's level with a per-point decay")
     p.add_argument("--level", choices=["log", "signed"], default="log",
                    help="log|ψ| with a marginalized sign, or a signed level with a Normal population")
+    p.add_argument("--level-tails", choices=["normal", "heavy"], default="normal",
+                   help="the signed level's population: one Normal, or a two-scale mixture that leaves "
+                        "a few far-out points unshrunk (needs --level signed)")
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--chains", type=int, default=4)

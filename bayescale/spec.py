@@ -283,6 +283,7 @@ class ModelSpec(_Section):
     law: Literal["power", "two_term", "curved", "auto"] = "power"
     noise: Literal["per_point", "pooled", "pooled_scale"] = "per_point"
     level: Literal["log", "signed"] = "log"
+    level_tails: Literal["normal", "heavy"] = "normal"
     priors: dict[str, Any] | None = None
     correlated: bool = False
     centered: dict[Literal["ell", "level", "alpha", "log_s", "beta"], bool] | None = None
@@ -770,6 +771,7 @@ def run_spec(
         likelihood=spec.model.likelihood,
         noise=spec.model.noise,
         level=spec.model.level,
+        level_tails=spec.model.level_tails,
         priors=spec.model.priors,
         correlated=spec.model.correlated,
         centered=spec.model.centered,

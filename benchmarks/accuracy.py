@@ -70,9 +70,10 @@ CACHE = ROOT / "benchmarks" / "cache"
 SECTION = "## Accuracy against the paper's estimators"
 ESTIMATORS = ("monte_carlo", "log_regression", "mle", "bayes", "bayes_features", "bayes_studentt",
               "bayes_curved", "bayes_two_term", "bayes_pooled", "bayes_pooled_features", "bayes_pooled_curved",
-              "bayes_pooled_scale")
+              "bayes_pooled_scale", "bayes_pooled_heavy", "bayes_pooled_heavy_curved")
 BAYESIAN = ("bayes", "bayes_features", "bayes_studentt", "bayes_curved", "bayes_two_term",
-            "bayes_pooled", "bayes_pooled_features", "bayes_pooled_curved", "bayes_pooled_scale")
+            "bayes_pooled", "bayes_pooled_features", "bayes_pooled_curved", "bayes_pooled_scale",
+            "bayes_pooled_heavy", "bayes_pooled_heavy_curved")
 #: ScalingLawModel options per Bayesian estimator (features are added where the name says so).
 OPTIONS = {
     "bayes_studentt": {"likelihood": "studentt"},
@@ -82,6 +83,8 @@ OPTIONS = {
     "bayes_pooled_features": {"noise": "pooled", "level": "signed"},
     "bayes_pooled_curved": {"noise": "pooled", "level": "signed", "law": "curved"},
     "bayes_pooled_scale": {"noise": "pooled_scale", "level": "signed"},
+    "bayes_pooled_heavy": {"noise": "pooled", "level": "signed", "level_tails": "heavy"},
+    "bayes_pooled_heavy_curved": {"noise": "pooled", "level": "signed", "level_tails": "heavy", "law": "curved"},
 }
 LABELS = {
     "monte_carlo": "Monte Carlo",
@@ -96,6 +99,8 @@ LABELS = {
     "bayes_pooled_features": "ScalingLawModel pooled noise, signed level + features",
     "bayes_pooled_curved": "ScalingLawModel pooled noise, signed level, curved",
     "bayes_pooled_scale": "ScalingLawModel pooled noise scale, signed level",
+    "bayes_pooled_heavy": "ScalingLawModel pooled noise, heavy-tailed signed level",
+    "bayes_pooled_heavy_curved": "ScalingLawModel pooled noise, heavy-tailed signed level, curved",
 }
 
 
@@ -572,7 +577,8 @@ def targets(df: pd.DataFrame) -> list[dict]:
     # Judged on the recommended real-data options (pooled noise, signed level); the variants
     # of it are listed alongside.
     groups = {"pooled noise, signed level (with or without features)": ("bayes_pooled", "bayes_pooled_features"),
-              "with the curved law": ("bayes_pooled_curved",), "pooled noise scale": ("bayes_pooled_scale",)}
+              "with the curved law": ("bayes_pooled_curved",), "pooled noise scale": ("bayes_pooled_scale",),
+              "heavy-tailed level (power and curved law)": ("bayes_pooled_heavy", "bayes_pooled_heavy_curved")}
     ranges = []
     for label, ests in groups.items():
         g = df[df.estimator.isin(ests)]

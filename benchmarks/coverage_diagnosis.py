@@ -29,11 +29,20 @@ log-spaced design), and prints per fit: the population α (and κ), the mean P(h
 and coverage per grid size, R² per grid size and, for the power law, the AUC of P(harmful)
 against the truth's sign at the smallest and the largest size (which end decides the sign).
 
+``--part tails`` compares the pooled, signed fit with one Normal level population against
+``level_tails="heavy"`` (a two-scale mixture) at m = 10, 20 and 50: R² per size, coverage
+overall and by the truth's sign at the middle grid size (helpful / near 0 / harmful), the
+median width of the heavy fit's intervals relative to the Normal fit's, and the fitted
+population scales. It then fits the Normal population at m = 20 on the truth points alone,
+with and without the points whose true level at k_ref is far below the bulk, and compares
+the fitted level_tau with the true sd of the level (the truth interpolated to k_ref).
+
 Example
 -------
     python benchmarks/coverage_diagnosis.py --m 20
     python benchmarks/coverage_diagnosis.py --part shape --part laws
     python benchmarks/coverage_diagnosis.py --part noise --case breast_cancer_mlp
+    python benchmarks/coverage_diagnosis.py --part tails
 """
 
 from __future__ import annotations
@@ -239,13 +248,82 @@ def noise_table(train, truth, se, ms) -> None:
                   f"{r2[0]:.2f} / {r2[-1]:.2f} | {rhat:.3f} | {wall:.0f} |", flush=True)
 
 
+def _fit_pooled_signed(table, **options):
+    model = bs.ScalingLawModel(noise="pooled", level="signed", **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(table, nuts_sampler="nutpie", draws=1000, tune=1500, chains=2, random_seed=0, progressbar=False)
+    return model
+
+
+def _interval(model, points):
+    draws = model.predict(list(GRID), points=points)
+    return (draws.mean(("chain", "draw")).values, draws.quantile(0.05, ("chain", "draw")).values,
+            draws.quantile(0.95, ("chain", "draw")).values)
+
+
+def tails_table(train, truth, ms) -> None:
+    """One Normal level population against a two-scale one (level_tails="heavy")."""
+    from sklearn.metrics import r2_score
+
+    points = truth.index.to_numpy()
+    T = truth.to_numpy()
+    mid = T[:, len(GRID) // 2]
+    groups = {"helpful": mid > 0.001, "near 0": np.abs(mid) <= 0.001, "harmful": mid < -0.001}
+    print(f"\ngroups by the truth at k = {GRID[len(GRID) // 2]}: " + ", ".join(f"{g} {int(v.sum())}" for g, v in groups.items()))
+    print("| m | level population | R² per size | cov90 | helpful / near 0 / harmful | "
+          "width vs Normal (median) | level_tau | w / e^r |")
+    print("|---|---|---|---:|---|---:|---:|---|")
+    for m in ms:
+        table = train.subset(max_per_point=m)
+        widths = {}
+        for tails in ("normal", "heavy"):
+            model = _fit_pooled_signed(table, level_tails=tails)
+            mean, lo, hi = _interval(model, points)
+            inside = (lo <= T) & (T <= hi)
+            widths[tails] = hi - lo
+            post = model.idata.posterior
+            mix = (f"{float(post['level_w'].mean()):.3f} / {float(np.exp(post['level_log_ratio']).mean()):.1f}"
+                   if tails == "heavy" else "–")
+            ratio = np.median(widths[tails] / widths["normal"])
+            print(f"| {m} | {tails} | {' '.join(f'{r2_score(T[:, j], mean[:, j]):.3f}' for j in range(len(GRID)))} | "
+                  f"{inside.mean():.2f} | {' / '.join(f'{inside[g].mean():.2f}' for g in groups.values())} | "
+                  f"{ratio:.2f} | {float(post['level_tau'].mean()):.3f} | {mix} |", flush=True)
+    # Is the Normal population's scale right for the bulk alone? The truth at k_ref, on the
+    # model's internal scale, against the fitted level_tau.
+    table = train.subset(max_per_point=20)
+    d_scale = bs.priors.delta_scale(table.data["delta"].to_numpy())
+    k_ref = bs.priors.reference_k(table.data["k"].to_numpy(dtype=float))
+    grid = np.log(np.asarray(GRID, dtype=float))
+    j = int(np.searchsorted(grid, np.log(k_ref)))
+    t = (np.log(k_ref) - grid[j - 1]) / (grid[j] - grid[j - 1])
+    v = ((1 - t) * T[:, j - 1] + t * T[:, j]) / d_scale
+    far = v < np.median(v) - 5 * 1.4826 * np.median(np.abs(v - np.median(v)))  # > 5 robust sds below
+    print(f"\nm = 20, Normal population, fitted on the truth points only (internal scale; "
+          f"k_ref {k_ref:.0f}; far out: > 5 robust sds below the median level, {int(far.sum())} points)")
+    print("| points | n | true level mean / sd | fitted level_mu / level_tau (94% HDI) | cov90 |")
+    print("|---|---:|---|---|---:|")
+    for label, keep in (("all truth points", np.ones_like(far)), ("without the far-out ones", ~far)):
+        sub = bs.Contributions(table.data[table.data["point"].isin(points[keep])])
+        model = bs.ScalingLawModel(noise="pooled", level="signed", delta_scale=d_scale, k_ref=k_ref)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(sub, nuts_sampler="nutpie", draws=1000, tune=1500, chains=2, random_seed=0, progressbar=False)
+        _, lo, hi = _interval(model, points[keep])
+        post = model.idata.posterior
+        hdi = az.hdi(post["level_tau"], hdi_prob=0.94)["level_tau"].values
+        print(f"| {label} | {int(keep.sum())} | {v[keep].mean():.3f} / {v[keep].std():.3f} | "
+              f"{float(post['level_mu'].mean()):.3f} / {float(post['level_tau'].mean()):.3f} "
+              f"[{hdi[0]:.3f}, {hdi[1]:.3f}] | {((lo <= T[keep]) & (T[keep] <= hi)).mean():.2f} |", flush=True)
+
+
 def main(argv=None) -> None:
     global CASE, GRID  # the table helpers read the chosen case's grid
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--m", type=int, default=20, help="observations per point in the fit")
     parser.add_argument("--cache", type=Path, default=None, help="the reduced run's cache directory")
     parser.add_argument("--case", choices=sorted(CASES), default="digits_binary_logreg")
-    parser.add_argument("--part", action="append", choices=["errors", "shape", "laws", "noise"],
+    parser.add_argument("--part", action="append", choices=["errors", "shape", "laws", "noise", "tails"],
                         help="what to print (repeatable; default: errors)")
     args = parser.parse_args(argv)
     CASE, GRID = args.case, CASES[args.case][2]
@@ -262,6 +340,8 @@ def main(argv=None) -> None:
         laws_table(train, truth, se, raw)
     if "noise" in parts:
         noise_table(train, truth, se, (10, 20, 50))
+    if "tails" in parts:
+        tails_table(train, truth, (10, 20, 50))
     if "errors" not in parts:
         return
     measurement_check(train, raw)

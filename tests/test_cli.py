@@ -187,6 +187,12 @@ def test_fit_passes_the_noise_and_level_options(pipeline, tmp_path):
     assert rc == 0
     post = bs.ScalingLawModel.load(scale).idata.posterior
     assert "log_s_tau" not in post and "beta_tau" in post
+    heavy = tmp_path / "heavy.nc"
+    rc = main(["fit", str(table), "--method", "map", "--noise", "pooled", "--level", "signed",
+               "--level-tails", "heavy", "--out", str(heavy), "--no-progress"])
+    assert rc == 0
+    m = bs.ScalingLawModel.load(heavy)
+    assert m.level_tails == "heavy" and {"level_w", "level_log_ratio"} <= set(m.idata.posterior.data_vars)
 
 
 def test_value_with_beta_weights(pipeline, tmp_path, capsys):
