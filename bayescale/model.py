@@ -166,13 +166,14 @@ class ScalingLawModel:
         (posterior ``level_w``) comes from a Normal e^r times wider (``level_log_ratio`` = r)
         with the same centre, so that a few points far from the bulk are not shrunk into it.
         The level is still integrated out exactly, one component at a time, and each draw
-        picks a point's component by its posterior weight. On digits, where three harmful
-        points of 60 carry 89% of the truth's spread at k = 76, it raised the pooled fit's R²
-        of ψ_k at k = 76 / 132 from 0.77 / 0.76 to 0.89 / 0.87 (m = 20), but its 90%
-        intervals covered 0.70 instead of 0.87: the narrow part comes out narrower than the
-        bulk truly is, and it was worse at the largest k and on an MLP table without such
-        points (docs/benchmarks.md, "A heavy-tailed signed level"). An option for point
-        estimates on tables with a few extreme points, not for intervals.
+        picks a point's component by its posterior weight; ``p_level_wide`` (per point and
+        draw) is that weight, so its posterior mean flags the far-out points. On digits,
+        where three harmful points of 60 carry 89% of the truth's spread at k = 76, it
+        raised the pooled fit's R² of ψ_k at k = 76 / 132 from 0.77 / 0.76 to 0.89 / 0.87
+        (m = 20), but its 90% intervals covered 0.70 instead of 0.87: the narrow part comes
+        out narrower than the bulk truly is, and it was worse at the largest k and on an MLP
+        table without such points (docs/benchmarks.md, "A heavy-tailed signed level"). An
+        option for point estimates on tables with a few extreme points, not for intervals.
     harmful_features : bool, keyword-only
         Let π depend on the features (default True when features are given).
     delta_scale, k_ref : float, keyword-only
@@ -184,7 +185,8 @@ class ScalingLawModel:
     idata : arviz.InferenceData
         After :meth:`fit`. Posterior per-point ``c``, ``alpha``, ``sigma``, ``beta``,
         (``b``, ``gamma`` with ``law="two_term"``; ``kappa`` with ``law="curved"``),
-        ``p_harmful`` (dims chain, draw, point) and the internal ``ell``, ``log_s``, ``pi``;
+        ``p_harmful`` (dims chain, draw, point; also ``p_level_wide`` with
+        ``level_tails="heavy"``) and the internal ``ell``, ``log_s``, ``pi``;
         population ``{block}_mu``, ``{block}_tau``, ``{block}_B`` (dim feature),
         ``pi_intercept``, ``pi_B``, ``ell_alpha_corr`` and ``nu`` where they apply.
     points_ : numpy.ndarray
@@ -1235,6 +1237,7 @@ def _derive(posterior: xr.Dataset, s: dict, likelihood: str, correlated: bool, c
     chunk = max(1, int(5e5 // layout["cells"]))
     ll = np.empty((n_chain * n_draw, n_pt))
     p_harm = np.empty_like(ll)
+    p_wide = np.empty_like(ll) if collapsed and "level_w" in post else None
     if collapsed:
         level_mean = _pop_mean(post, "level", X).reshape(-1, n_pt)
         level_tau = post["level_tau"].values.reshape(-1, 1)
@@ -1251,6 +1254,8 @@ def _derive(posterior: xr.Dataset, s: dict, likelihood: str, correlated: bool, c
                                                 level_mean[sl], [(lw[sl], sd[sl]) for lw, sd in scales],
                                                 None if gap is None else gap[sl], layout)
             flat["level"][sl], p_harm[sl] = _draw_level(comps, rng, point_estimate)
+            if p_wide is not None:  # P(the point is in the wide part | the draw)
+                p_wide[sl] = np.exp(comps[1][0])
             continue
         pos, neg = _branch_sums_np(s, {b: v[sl] for b, v in flat.items()},
                                    None if nu_f is None else nu_f[sl], None if gap is None else gap[sl], layout)
@@ -1283,6 +1288,8 @@ def _derive(posterior: xr.Dataset, s: dict, likelihood: str, correlated: bool, c
     post["c"] = (dims, sign * magnitude * k_ref ** theta["alpha"] * d)
     post["sigma"] = (dims, np.exp(theta["log_s"]) * k_ref ** (0.5 * theta["beta"]) * d)
     post["p_harmful"] = (dims, p_harm)
+    if p_wide is not None:
+        post["p_level_wide"] = (dims, p_wide.reshape(n_chain, n_draw, n_pt))
     if "kappa" in theta:  # κ is the same on both scales; its centre k_ref travels in attrs
         post["kappa"] = (dims, theta["kappa"])
         post.attrs["k_ref"] = float(k_ref)

@@ -270,10 +270,21 @@ def tails_table(train, truth, ms) -> None:
     T = truth.to_numpy()
     mid = T[:, len(GRID) // 2]
     groups = {"helpful": mid > 0.001, "near 0": np.abs(mid) <= 0.001, "harmful": mid < -0.001}
-    print(f"\ngroups by the truth at k = {GRID[len(GRID) // 2]}: " + ", ".join(f"{g} {int(v.sum())}" for g, v in groups.items()))
+    # The truth at k_ref on the internal scale of an m = 20 fit, and the points far below the
+    # rest (> 5 robust sds under the median level). Used below to ask whether the Normal
+    # population's scale is right for the bulk alone.
+    table20 = train.subset(max_per_point=20)
+    d_scale = bs.priors.delta_scale(table20.data["delta"].to_numpy())
+    k_ref = bs.priors.reference_k(table20.data["k"].to_numpy(dtype=float))
+    grid = np.log(np.asarray(GRID, dtype=float))
+    j = int(np.searchsorted(grid, np.log(k_ref)))
+    t = (np.log(k_ref) - grid[j - 1]) / (grid[j] - grid[j - 1])
+    v = ((1 - t) * T[:, j - 1] + t * T[:, j]) / d_scale
+    far = v < np.median(v) - 5 * 1.4826 * np.median(np.abs(v - np.median(v)))  # > 5 robust sds below
+    print(f"\ngroups by the truth at k = {GRID[len(GRID) // 2]}: " + ", ".join(f"{g} {int(sel.sum())}" for g, sel in groups.items()))
     print("| m | level population | R² per size | cov90 | helpful / near 0 / harmful | "
-          "width vs Normal (median) | level_tau | w / e^r |")
-    print("|---|---|---|---:|---|---:|---:|---|")
+          "width vs Normal (median) | level_tau | w / e^r | mean P(wide part): far out / others |")
+    print("|---|---|---|---:|---|---:|---:|---|---|")
     for m in ms:
         table = train.subset(max_per_point=m)
         widths = {}
@@ -283,28 +294,21 @@ def tails_table(train, truth, ms) -> None:
             inside = (lo <= T) & (T <= hi)
             widths[tails] = hi - lo
             post = model.idata.posterior
-            mix = (f"{float(post['level_w'].mean()):.3f} / {float(np.exp(post['level_log_ratio']).mean()):.1f}"
-                   if tails == "heavy" else "–")
+            mix, flag = "–", "–"
+            if tails == "heavy":
+                mix = f"{float(post['level_w'].mean()):.3f} / {float(np.exp(post['level_log_ratio']).mean()):.1f}"
+                p_wide = post["p_level_wide"].mean(("chain", "draw")).sel(point=points).values
+                flag = f"{p_wide[far].mean():.2f} / {p_wide[~far].mean():.2f}"
             ratio = np.median(widths[tails] / widths["normal"])
             print(f"| {m} | {tails} | {' '.join(f'{r2_score(T[:, j], mean[:, j]):.3f}' for j in range(len(GRID)))} | "
                   f"{inside.mean():.2f} | {' / '.join(f'{inside[g].mean():.2f}' for g in groups.values())} | "
-                  f"{ratio:.2f} | {float(post['level_tau'].mean()):.3f} | {mix} |", flush=True)
-    # Is the Normal population's scale right for the bulk alone? The truth at k_ref, on the
-    # model's internal scale, against the fitted level_tau.
-    table = train.subset(max_per_point=20)
-    d_scale = bs.priors.delta_scale(table.data["delta"].to_numpy())
-    k_ref = bs.priors.reference_k(table.data["k"].to_numpy(dtype=float))
-    grid = np.log(np.asarray(GRID, dtype=float))
-    j = int(np.searchsorted(grid, np.log(k_ref)))
-    t = (np.log(k_ref) - grid[j - 1]) / (grid[j] - grid[j - 1])
-    v = ((1 - t) * T[:, j - 1] + t * T[:, j]) / d_scale
-    far = v < np.median(v) - 5 * 1.4826 * np.median(np.abs(v - np.median(v)))  # > 5 robust sds below
+                  f"{ratio:.2f} | {float(post['level_tau'].mean()):.3f} | {mix} | {flag} |", flush=True)
     print(f"\nm = 20, Normal population, fitted on the truth points only (internal scale; "
           f"k_ref {k_ref:.0f}; far out: > 5 robust sds below the median level, {int(far.sum())} points)")
     print("| points | n | true level mean / sd | fitted level_mu / level_tau (94% HDI) | cov90 |")
     print("|---|---:|---|---|---:|")
     for label, keep in (("all truth points", np.ones_like(far)), ("without the far-out ones", ~far)):
-        sub = bs.Contributions(table.data[table.data["point"].isin(points[keep])])
+        sub = bs.Contributions(table20.data[table20.data["point"].isin(points[keep])])
         model = bs.ScalingLawModel(noise="pooled", level="signed", delta_scale=d_scale, k_ref=k_ref)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

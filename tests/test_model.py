@@ -515,6 +515,13 @@ def test_signed_level_and_pooled_noise_layout(map_fits, feature_table):
     plain = bs.ScalingLawModel(noise="pooled").fit(c, method="map", progressbar=False).posterior
     assert np.ptp(plain["sigma"].values) == 0 and np.ptp(plain["beta"].values) == 0
     assert "pi_intercept" in plain  # the log level keeps its marginalized sign
+    # level_tails="heavy": the same layout plus the mixture's share and ratio, and each
+    # point's weight of the wide part (absent from the one-Normal fit).
+    heavy = map_fits["signed_heavy"].idata.posterior
+    assert {"level_w", "level_log_ratio", "p_level_wide"} <= set(heavy.data_vars)
+    assert heavy["p_level_wide"].dims == ("chain", "draw", "point")
+    assert ((heavy["p_level_wide"] >= 0) & (heavy["p_level_wide"] <= 1)).all()
+    assert "p_level_wide" not in post and "level_w" not in post
     # noise="pooled_scale": one noise level at k_ref for all, a decay per point.
     scale = map_fits["signed_pooled_scale"].idata.posterior
     assert "log_s_tau" not in scale and "beta_tau" in scale and "beta_z" in scale
@@ -730,14 +737,17 @@ def test_signed_level_coverage_on_its_own_population(noise, tails):
     # (one point's α, at 2 × 500 draws), no divergences. With a noise level of 0.5 instead of
     # −0.5, α is barely identified per point, τ_α comes out at 0.13-0.24 against 0.3 and α
     # covers 0.55-0.86: the test needs points that say something about their own α.
-    # tails="heavy" (seed 9, session 9): α 0.902, ψ_k 0.901, max r̂ 1.021, no divergences.
+    # tails="heavy" (seed 9, session 9): α 0.902, ψ_k 0.901, max r̂ 1.021, no divergences,
+    # AUC of P(wide part) 0.873.
     # tails="heavy": a share 0.15 of the levels from a population 5 times wider (sd 2); the
-    # share and the ratio must lie in their 90% intervals too.
+    # share and the ratio must lie in their 90% intervals too, and P(wide part) must rank
+    # the points drawn from it above the others (AUC; many lie close to the centre anyway).
     rng = np.random.default_rng(9)
     n, m_obs, k_ref = 400, 20, float(np.sqrt(100 * 1000))
     v = rng.normal(0.3, 0.4, n)
-    if tails == "heavy":
-        v = np.where(rng.random(n) < 0.15, 0.3 + 5.0 * (v - 0.3), v)
+    if tails == "heavy":  # drawn only here, so the other cases keep their data
+        wide = rng.random(n) < 0.15
+        v = np.where(wide, 0.3 + 5.0 * (v - 0.3), v)
     alpha = rng.normal(1.2, 0.3, n)
     log_s = -0.5
     beta = rng.normal(2.0, 0.3, n) if noise == "pooled_scale" else np.full(n, 2.0)
@@ -765,6 +775,11 @@ def test_signed_level_coverage_on_its_own_population(noise, tails):
     checks = [("log_s_mu", log_s), ("beta_mu", beta.mean())]
     if tails == "heavy":
         checks += [("level_w", 0.15), ("level_log_ratio", np.log(5.0))]
+        from sklearn.metrics import roc_auc_score
+
+        auc = roc_auc_score(wide, post["p_level_wide"].mean(("chain", "draw")).values)
+        print(f"AUC of P(wide part) for the points drawn from it: {auc:.3f}")
+        assert auc >= 0.7
     for name, value in checks:
         q = post[name].quantile([0.05, 0.95]).values
         assert q[0] <= value <= q[1], (name, q)
