@@ -35,7 +35,8 @@ overall and by the truth's sign at the middle grid size (helpful / near 0 / harm
 median width of the heavy fit's intervals relative to the Normal fit's, and the fitted
 population scales. It then fits the Normal population at m = 20 on the truth points alone,
 with and without the points whose true level at k_ref is far below the bulk, and compares
-the fitted level_tau with the true sd of the level (the truth interpolated to k_ref).
+the fitted level_tau with the true sd of the level (the truth interpolated to k_ref); on the
+bulk alone it also fits the curved law and ``noise="pooled_scale"``.
 
 Example
 -------
@@ -305,20 +306,24 @@ def tails_table(train, truth, ms) -> None:
                   f"{ratio:.2f} | {float(post['level_tau'].mean()):.3f} | {mix} | {flag} |", flush=True)
     print(f"\nm = 20, Normal population, fitted on the truth points only (internal scale; "
           f"k_ref {k_ref:.0f}; far out: > 5 robust sds below the median level, {int(far.sum())} points)")
-    print("| points | n | true level mean / sd | fitted level_mu / level_tau (94% HDI) | cov90 |")
-    print("|---|---:|---|---|---:|")
-    for label, keep in (("all truth points", np.ones_like(far)), ("without the far-out ones", ~far)):
+    print("| points | noise, law | n | true level mean / sd | fitted level_mu / level_tau (94% HDI) | alpha_tau | cov90 |")
+    print("|---|---|---:|---|---|---:|---:|")
+    fits = [("all truth points", np.ones_like(far), "pooled", "power")]
+    fits += [("without the far-out ones", ~far, noise, law) for noise in ("pooled", "pooled_scale")
+             for law in ("power", "curved")]
+    for label, keep, noise, law in fits:
         sub = bs.Contributions(table20.data[table20.data["point"].isin(points[keep])])
-        model = bs.ScalingLawModel(noise="pooled", level="signed", delta_scale=d_scale, k_ref=k_ref)
+        model = bs.ScalingLawModel(noise=noise, law=law, level="signed", delta_scale=d_scale, k_ref=k_ref)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(sub, nuts_sampler="nutpie", draws=1000, tune=1500, chains=2, random_seed=0, progressbar=False)
         _, lo, hi = _interval(model, points[keep])
         post = model.idata.posterior
         hdi = az.hdi(post["level_tau"], hdi_prob=0.94)["level_tau"].values
-        print(f"| {label} | {int(keep.sum())} | {v[keep].mean():.3f} / {v[keep].std():.3f} | "
+        print(f"| {label} | {noise}, {law} | {int(keep.sum())} | {v[keep].mean():.3f} / {v[keep].std():.3f} | "
               f"{float(post['level_mu'].mean()):.3f} / {float(post['level_tau'].mean()):.3f} "
-              f"[{hdi[0]:.3f}, {hdi[1]:.3f}] | {((lo <= T[keep]) & (T[keep] <= hi)).mean():.2f} |", flush=True)
+              f"[{hdi[0]:.3f}, {hdi[1]:.3f}] | {float(post['alpha_tau'].mean()):.2f} | "
+              f"{((lo <= T[keep]) & (T[keep] <= hi)).mean():.2f} |", flush=True)
 
 
 def main(argv=None) -> None:

@@ -12,6 +12,12 @@ Parts (``--part``, repeatable; default: all):
 * ``signed``: ``noise="pooled", level="signed"`` on simulated tables with right-skewed noise
   (200 points × 10, data seeds 0-2): coverage of ψ_k, the largest r_hat, the smallest bulk
   ESS of α, of the signed level and of the population, divergences;
+* ``tau``: does the pooled, signed fit recover the level's population sd? A population like
+  the bulk of digits' points on the internal scale (level ~ Normal(0.09, 0.08), α ~
+  Normal(1.4, 0.3), 55 points × 20, k log-uniform on [25, 400], noise sd e^(−1.2) at k_ref
+  decaying with β = 2.8), with Normal or right-skewed noise, and one noise law for all
+  points or a per-point one (log s sd 0.8, β sd 1.3, as measured on digits' truth); fitted
+  with ``noise="pooled"`` and ``"pooled_scale"``, data seeds 0-2;
 * ``laws``: the power law against the sign-changing two-term law on simulated points with
   and without sign changes: PSIS-LOO choice, AUC of the sign-change flags, R² of ψ_k;
 * ``sbc``: simulation-based calibration, ≥ 100 small datasets drawn from a fixed prior, one
@@ -25,6 +31,7 @@ Examples
     python benchmarks/inference.py --part nuts --part advi
     python benchmarks/inference.py --part sbc --sbc-datasets 100
     python benchmarks/inference.py --part signed
+    python benchmarks/inference.py --part tau
     python benchmarks/inference.py --quick
 """
 
@@ -35,10 +42,12 @@ import os
 import platform
 import resource
 import time
+import warnings
 from pathlib import Path
 
 import arviz as az
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 import bayescale as bs
@@ -318,10 +327,68 @@ def part_signed(args):
     return rows
 
 
+def bulk_table(seed: int, noise: str, n: int = 55, m: int = 20):
+    """A table like the bulk of digits' points (see ``--part tau``) and its true levels and α."""
+    rng = np.random.default_rng(seed)
+    k_ref = float(np.sqrt(25 * 400))
+    v, alpha = rng.normal(0.09, 0.08, n), rng.normal(1.4, 0.3, n)
+    log_s, beta = np.full(n, -1.2), np.full(n, 2.8)
+    if "per-point" in noise:  # the same mean noise variance, spread between points
+        log_s = log_s + rng.normal(0.0, 0.8, n) - 0.5 * 0.8**2
+        beta = beta + rng.normal(0.0, 1.3, n)
+    point = np.repeat(np.arange(n), m)
+    k = np.exp(rng.uniform(np.log(25), np.log(400), point.size)).round()
+    u = np.log(k / k_ref)
+    if "skewed" in noise:  # standardized log-normal, skewness 3.7
+        e = (rng.lognormal(0.0, 0.8, point.size) - np.exp(0.32)) / np.sqrt((np.exp(0.64) - 1) * np.exp(0.64))
+    else:
+        e = rng.standard_normal(point.size)
+    delta = v[point] * np.exp(-alpha[point] * u) + np.exp(log_s[point] - 0.5 * beta[point] * u) * e
+    table = bs.Contributions(pd.DataFrame({"point": point, "k": k.astype(int), "delta": delta}))
+    return table, v, alpha, k_ref
+
+
+def part_tau(args):
+    """The level's population sd under the real noise's features, pooled vs pooled_scale noise."""
+    seeds = (0,) if args.quick else (0, 1, 2)
+    draws = 200 if args.quick else 500
+    ks = np.array([25.0, 100.0, 400.0])
+    print(f"\n## tau: ScalingLawModel(level='signed'), 55 points × 20, nutpie 2 chains × {draws} after "
+          f"{int(draws * 1.4)}, seed 0; level_tau with its 94% HDI")
+    print("| noise in the data | noise option | data seed | true sd of the level | level_tau [94% HDI] | "
+          "alpha_tau (true 0.3) | population max r_hat | cov90 of ψ_k |")
+    print("|---|---|---|---:|---|---:|---:|---:|")
+    rows = []
+    for noise in ("Normal, one law", "skewed, one law", "Normal, per-point", "skewed, per-point"):
+        for option in ("pooled", "pooled_scale"):
+            for seed in seeds:
+                table, v, alpha, k_ref = bulk_table(seed, noise)
+                model = bs.ScalingLawModel(noise=option, level="signed", k_ref=k_ref, delta_scale=1.0)
+                with warnings.catch_warnings():  # the table shows r_hat itself
+                    warnings.simplefilter("ignore")
+                    model.fit(table, nuts_sampler="nutpie", draws=draws, tune=int(draws * 1.4), chains=2,
+                              random_seed=0, progressbar=False)
+                post = model.idata.posterior
+                hdi = az.hdi(post["level_tau"], hdi_prob=0.94)["level_tau"].values
+                psi = model.predict(ks)
+                lo = psi.quantile(0.05, ("chain", "draw")).values
+                hi = psi.quantile(0.95, ("chain", "draw")).values
+                true = v[:, None] * (ks / k_ref) ** -alpha[:, None]
+                row = {"noise": noise, "option": option, "seed": seed, "true_sd": float(v.std()),
+                       "level_tau": float(post["level_tau"].mean()), "alpha_tau": float(post["alpha_tau"].mean()),
+                       "rhat": float(az.rhat(post[model.population_vars_]).to_array().max()),
+                       "coverage": float(np.mean((lo <= true) & (true <= hi)))}
+                print(f"| {noise} | {option} | {seed} | {row['true_sd']:.3f} | {row['level_tau']:.3f} "
+                      f"[{hdi[0]:.3f}, {hdi[1]:.3f}] | {row['alpha_tau']:.2f} | {row['rhat']:.3f} | "
+                      f"{row['coverage']:.2f} |", flush=True)
+                rows.append(row)
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", action="append",
-                        choices=["geometry", "nuts", "advi", "bigN", "sbc", "laws", "signed"])
+                        choices=["geometry", "nuts", "advi", "bigN", "sbc", "laws", "signed", "tau"])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--m", type=int, default=50)
@@ -337,7 +404,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.draws = min(args.draws, 300)
-    parts = args.part or ["geometry", "nuts", "advi", "bigN", "sbc", "laws", "signed"]
+    parts = args.part or ["geometry", "nuts", "advi", "bigN", "sbc", "laws", "signed", "tau"]
     print(f"machine: {machine()}")
     print(f"settings: {vars(args)}")
     cache: dict = {}
@@ -356,6 +423,8 @@ def main(argv=None):
             part_laws(args)
         elif part == "signed":
             part_signed(args)
+        elif part == "tau":
+            part_tau(args)
     print(f"\nload average at the end: {os.getloadavg()}")
 
 
