@@ -747,7 +747,8 @@ class ScalingLawModel:
         if "level_w" in post:  # level_tails="heavy": a share w of new points from the wide part
             wide = rng.random(shape) < post["level_w"].values[..., None]
             stretch = np.where(wide, np.exp(post["level_log_ratio"].values[..., None]), 1.0)
-            theta["level"] = _pop_mean(post, "level", X) + (theta["level"] - _pop_mean(post, "level", X)) * stretch
+            centre = _pop_mean(post, "level", X)
+            theta["level"] = centre + (theta["level"] - centre) * stretch
         if lead == "level":
             harmful = theta["level"] < 0
             theta["ell"] = np.log(np.abs(theta["level"]))
