@@ -763,7 +763,9 @@ def figure(report: dict, path: Path) -> None:
     cases = report["cases"]
     # Left: the metric, mean R² over the grid (one bad size drags it down). Right: mean
     # Spearman over the grid, which says whether the points are ranked right at each size.
-    fig, axes = plt.subplots(len(cases), 2, figsize=(11, 4 * len(cases)), squeeze=False)
+    legend_height = 1.2  # inches below the panels: one legend for all, covering no data
+    height = 4 * len(cases) + legend_height
+    fig, axes = plt.subplots(len(cases), 2, figsize=(11, height), squeeze=False)
     for row, case in zip(axes, cases, strict=True):
         df = pd.DataFrame(case["results"])
         for i, est in enumerate(ESTIMATORS):
@@ -778,8 +780,9 @@ def figure(report: dict, path: Path) -> None:
             ax.set_xlabel("observations per point m")
             ax.set_title(case["case"]["name"])
             ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, legend_height / height, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
