@@ -249,8 +249,9 @@ def noise_table(train, truth, se, ms) -> None:
                   f"{r2[0]:.2f} / {r2[-1]:.2f} | {rhat:.3f} | {wall:.0f} |", flush=True)
 
 
-def _fit_pooled_signed(table, **options):
-    model = bs.ScalingLawModel(noise="pooled", level="signed", **options)
+def _fit_signed(table, noise: str = "pooled", **options):
+    """A signed-level fit with the accuracy benchmark's NUTS settings (nutpie 2 × 1000 after 1500)."""
+    model = bs.ScalingLawModel(noise=noise, level="signed", **options)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(table, nuts_sampler="nutpie", draws=1000, tune=1500, chains=2, random_seed=0, progressbar=False)
@@ -290,7 +291,7 @@ def tails_table(train, truth, ms) -> None:
         table = train.subset(max_per_point=m)
         widths = {}
         for tails in ("normal", "heavy"):
-            model = _fit_pooled_signed(table, level_tails=tails)
+            model = _fit_signed(table, level_tails=tails)
             mean, lo, hi = _interval(model, points)
             inside = (lo <= T) & (T <= hi)
             widths[tails] = hi - lo
@@ -313,10 +314,7 @@ def tails_table(train, truth, ms) -> None:
              for law in ("power", "curved")]
     for label, keep, noise, law in fits:
         sub = bs.Contributions(table20.data[table20.data["point"].isin(points[keep])])
-        model = bs.ScalingLawModel(noise=noise, law=law, level="signed", delta_scale=d_scale, k_ref=k_ref)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(sub, nuts_sampler="nutpie", draws=1000, tune=1500, chains=2, random_seed=0, progressbar=False)
+        model = _fit_signed(sub, noise=noise, law=law, delta_scale=d_scale, k_ref=k_ref)
         _, lo, hi = _interval(model, points[keep])
         post = model.idata.posterior
         hdi = az.hdi(post["level_tau"], hdi_prob=0.94)["level_tau"].values
