@@ -227,7 +227,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         ds = bs.datasets.load_dataset(name, random_state=c.metadata.get("data_random_state", 0))
         features = point_features(ds, np.asarray(c.points), args.features)
     model = bs.ScalingLawModel(features=features, likelihood=args.likelihood, noise=args.noise, level=args.level,
-                               level_tails=args.level_tails)
+                               level_tails=args.level_tails, alpha_population=args.alpha_population)
     kwargs: dict[str, Any] = dict(
         method=args.method, draws=args.draws, random_seed=args.seed,
         progressbar=not args.no_progress,
@@ -325,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--level-tails", choices=["normal", "heavy"], default="normal",
                    help="the signed level's population: one Normal, or a two-scale mixture that leaves "
                         "a few far-out points unshrunk (needs --level signed)")
+    p.add_argument("--alpha-population", choices=["normal", "lognormal"], default="normal",
+                   help="the exponent's population: Normal on alpha, or Normal on log alpha "
+                        "(every point's value then decays with k)")
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--chains", type=int, default=4)

@@ -13,7 +13,8 @@ Two options change this (docs/benchmarks.md, "Pooled noise and a signed level"):
 (no sign to marginalize), and ``noise="pooled"`` gives every point the population's log s
 and β (μ_b + B_b·x_i, no per-point deviation); ``noise="pooled_scale"`` pools log s only.
 ``level_tails="heavy"`` makes v_i's population a two-scale mixture,
-(1 − w)·Normal(m_i, τ_v²) + w·Normal(m_i, (e^r·τ_v)²).
+(1 − w)·Normal(m_i, τ_v²) + w·Normal(m_i, (e^r·τ_v)²). ``alpha_population="lognormal"`` draws
+log α_i instead of α_i from the Normal population, so every point's ψ decays (α_i > 0).
 
 On the paper's scale (Δ ~ N(c k^−α, σ² k^−β)) this is ``c = sign·exp(ℓ)·k_ref^α·Δ_scale`` and
 ``σ = s·k_ref^(β/2)·Δ_scale``; α and β are the same on both scales.
@@ -83,17 +84,19 @@ _LIKELIHOODS = ("normal", "studentt")
 _LAWS = ("power", "two_term", "curved")
 _LEVELS = ("log", "signed")
 _LEVEL_TAILS = ("normal", "heavy")
+_ALPHA_POPULATIONS = ("normal", "lognormal")
 #: The blocks each ``noise`` option gives no per-point deviation.
 POOLED_NOISE_BLOCKS = {"per_point": (), "pooled": ("log_s", "beta"), "pooled_scale": ("log_s",)}
 _NOISES = tuple(POOLED_NOISE_BLOCKS)
 #: Blocks that are always non-centred by default: one point's slope α and noise decay β are
 #: weakly identified by its own observations (a slope over a factor-10 range of k).
-ALWAYS_NONCENTERED = ("alpha", "beta")
+ALWAYS_NONCENTERED = ("alpha", "log_alpha", "beta")
 #: Fewer points than this: the population scales τ are poorly determined and reach down to 0,
 #: where a centred block funnels whatever the per-point information (measured: 12 points).
 MIN_POINTS_CENTERED = 30
 _CLIP_MEAN = 50.0  # bound on |ℓ − α u|: e^50 is far beyond any Δ on the unit-RMS scale
 _CLIP_LOGSD = 30.0  # bound on |log sd|
+_CLIP_LOG_ALPHA = 10.0  # bound on |log α| (alpha_population="lognormal"): e^10 never decays that fast
 
 
 class ScalingLawModel:
@@ -179,6 +182,13 @@ class ScalingLawModel:
         out narrower than the bulk truly is, and it was worse at the largest k and on an MLP
         table without such points (docs/benchmarks.md, "A heavy-tailed signed level"). An
         option for point estimates on tables with a few extreme points, not for intervals.
+    alpha_population : {"normal", "lognormal"}, keyword-only
+        The population of the exponent α. "normal" (the default) draws α_i itself from
+        Normal(μ + B·x_i, τ), so a point whose few observations happen to rise with k can
+        get α_i < 0: a ψ_k that grows without bound as k grows. "lognormal" draws log α_i
+        (posterior ``log_alpha``, with ``log_alpha_mu``, ``log_alpha_tau``, ``log_alpha_B``)
+        and keeps every α_i > 0, as the paper's own estimators do (they fit log α). With
+        ``correlated=True`` the correlation is then between ℓ and log α.
     harmful_features : bool, keyword-only
         Let π depend on the features (default True when features are given).
     delta_scale, k_ref : float, keyword-only
@@ -240,6 +250,7 @@ class ScalingLawModel:
         noise: str = "per_point",
         level: str = "log",
         level_tails: str = "normal",
+        alpha_population: str = "normal",
         correlated: bool = False,
         centered: Mapping[str, bool] | None = None,
         harmful_features: bool = True,
@@ -252,6 +263,7 @@ class ScalingLawModel:
         self.noise = noise
         self.level = level
         self.level_tails = level_tails
+        self.alpha_population = alpha_population
         self.priors = priors
         self.correlated = correlated
         self.centered = centered
@@ -278,6 +290,8 @@ class ScalingLawModel:
         if self.level_tails == "heavy" and not (self.level == "signed" and self.likelihood == "normal"):
             raise ValueError("level_tails='heavy' needs level='signed' and likelihood='normal' "
                              "(the level is then integrated out under a two-scale population)")
+        if self.alpha_population not in _ALPHA_POPULATIONS:
+            raise ValueError(f"alpha_population must be one of {_ALPHA_POPULATIONS}; got {self.alpha_population!r}")
         if self.level == "signed" and self.correlated:
             raise ValueError("correlated=True correlates (ℓ, α) and needs level='log'")
         if self.priors is not None:
@@ -306,8 +320,8 @@ class ScalingLawModel:
 
     @property
     def _blocks(self) -> tuple[str, ...]:
-        """The per-point parameter blocks: ℓ (or the signed level), α, log s, β."""
-        return _priors.SIGNED_BLOCKS if self.level == "signed" else _priors.BLOCKS
+        """The per-point parameter blocks: ℓ (or the signed level), α (or log α), log s, β."""
+        return _priors.blocks(self.level, self.alpha_population)
 
     def get_config(self) -> dict[str, Any]:
         """The constructor options (features excluded), as stored by :meth:`save`."""
@@ -317,6 +331,7 @@ class ScalingLawModel:
             "noise": self.noise,
             "level": self.level,
             "level_tails": self.level_tails,
+            "alpha_population": self.alpha_population,
             "priors": _jsonable(self.priors),
             "correlated": bool(self.correlated),
             "centered": _jsonable(self.centered),
@@ -370,7 +385,7 @@ class ScalingLawModel:
         if X is not None:
             # Per-feature effect scales shrink with the number of features, so that the
             # prior spread of a point's population mean stays the same whatever p is.
-            for key in [f"{b}_B" for b in (*_priors.BLOCKS, "level")] + ["pi_B"]:
+            for key in [f"{b}_B" for b in (*_priors.BLOCKS, "level", "log_alpha")] + ["pi_B"]:
                 defaults[key] = defaults[key] / np.sqrt(X.shape[1])
         state = {
             "point": point, "k": k, "delta": delta, "count": count, "points": points,
@@ -383,7 +398,7 @@ class ScalingLawModel:
         state["m_max"] = int(n_per.max())
         # Padding costs n_points·m_max cells; worth it unless the table is very ragged.
         state["dense"] = len(point) >= 0.5 * len(points) * state["m_max"]
-        state["centered_"] = auto_centering(state, self.level)
+        state["centered_"] = auto_centering(state, self._blocks)
         return state
 
     def _prepare_features(self, points: np.ndarray):
@@ -451,7 +466,8 @@ class ScalingLawModel:
         self._state = self._prepare(contributions)
         self.model_ = _build_pymc_model(self._state, self.likelihood, self.correlated,
                                         self._centered_map(), self.harmful_features, self.law,
-                                        POOLED_NOISE_BLOCKS[self.noise], self.level, self.level_tails)
+                                        POOLED_NOISE_BLOCKS[self.noise], self.level, self.level_tails,
+                                        self.alpha_population)
         return self.model_
 
     # ------------------------------------------------------------------ fit
@@ -740,10 +756,12 @@ class ScalingLawModel:
         n_new = X.shape[0]
         shape = (post.sizes["chain"], post.sizes["draw"], n_new)
         theta = {}
-        lead = self._blocks[0]
-        z = {b: rng.standard_normal(shape) for b in (lead, "alpha")}
-        for b in (lead, "alpha"):
+        lead, slope = self._blocks[:2]
+        z = {b: rng.standard_normal(shape) for b in (lead, slope)}
+        for b in (lead, slope):
             theta[b] = _pop_mean(post, b, X) + post[f"{b}_tau"].values[..., None] * _mix(post, b, z, self.correlated)
+        if slope == "log_alpha":
+            theta["alpha"] = _alpha_from_log(np, theta["log_alpha"])
         if "level_w" in post:  # level_tails="heavy": a share w of new points from the wide part
             wide = rng.random(shape) < post["level_w"].values[..., None]
             stretch = np.where(wide, np.exp(post["level_log_ratio"].values[..., None]), 1.0)
@@ -826,6 +844,7 @@ class ScalingLawModel:
             features=features, likelihood=config["likelihood"], priors=config["priors"],
             law=config.get("law", "power"), noise=config.get("noise", "per_point"),
             level=config.get("level", "log"), level_tails=config.get("level_tails", "normal"),
+            alpha_population=config.get("alpha_population", "normal"),
             correlated=config["correlated"], centered=config["centered"],
             harmful_features=config["harmful_features"], delta_scale=config["delta_scale"],
             k_ref=config["k_ref"],
@@ -892,7 +911,7 @@ class LossPlateau:
             raise StopIteration(f"ADVI loss plateau at iteration {i}")
 
 
-def auto_centering(state: dict, level: str = "log") -> dict[str, bool]:
+def auto_centering(state: dict, blocks: tuple[str, ...] = _priors.BLOCKS) -> dict[str, bool]:
     """Choose a centred (True) or non-centred parametrisation per block from the data.
 
     A centred block samples well when each point's own data pin its value down better than
@@ -901,7 +920,9 @@ def auto_centering(state: dict, level: str = "log") -> dict[str, bool]:
     estimates (their variance minus the mean sampling variance) against the mean sampling
     variance. ℓ uses the amplitude mean(y·e^u) (α ≈ 1), log s uses ½·log mean(y²·e^(β̂u))
     (sampling variance 1/(2m)). A block is centred when the ratio exceeds 1 and there are at
-    least ``MIN_POINTS_CENTERED`` points; α and β are always non-centred.
+    least ``MIN_POINTS_CENTERED`` points; α (or log α) and β are always non-centred. ``blocks``
+    names the model's blocks (:func:`bayescale.priors.blocks`); the amplitude check serves
+    ℓ and the signed level alike.
 
     Measured (docs/benchmarks.md): 12 points × m = 10 → all non-centred had the fewest
     divergences (10 in 2000 draws against 37-531); 200 points × m = 20 → ℓ and log s centred
@@ -917,8 +938,7 @@ def auto_centering(state: dict, level: str = "log") -> dict[str, bool]:
     y, u, idx = state["y"], state["u"], state["idx"]
     n = len(state["points"])
     m = np.bincount(idx, minlength=n).astype(float)
-    lead = "level" if level == "signed" else "ell"  # the amplitude check below suits both
-    out = {b: False for b in (lead, *_priors.BLOCKS[1:])}
+    out = {b: False for b in blocks}
     if n < MIN_POINTS_CENTERED:
         return out
     beta_hat = state["priors"]["beta_mu"][0]
@@ -929,14 +949,14 @@ def auto_centering(state: dict, level: str = "log") -> dict[str, bool]:
     a_mean = np.bincount(idx, a, n) / m
     a_var = (np.bincount(idx, a**2, n) / m - a_mean**2) / np.maximum(m - 1, 1)
     within = float(np.mean(a_var))
-    out[lead] = bool(a_mean.var() - within > within)
+    out[blocks[0]] = bool(a_mean.var() - within > within)
     return out
 
 
 # ====================================================================== model graph
 def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict, harmful_features: bool,
                       law: str = "power", pooled: tuple[str, ...] = (), level: str = "log",
-                      level_tails: str = "normal"):
+                      level_tails: str = "normal", alpha_population: str = "normal"):
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -951,7 +971,8 @@ def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict
         theta = {}
         taus = {}
         means = {}
-        blocks = _priors.SIGNED_BLOCKS if level == "signed" else _priors.BLOCKS
+        blocks = _priors.blocks(level, alpha_population)
+        slope = blocks[1]  # "alpha", or "log_alpha" under a log-normal population
         # A Normal likelihood is linear-Gaussian in a signed level: the level is integrated
         # out exactly (see _collapsed_level) and drawn afterwards from its conditional.
         collapse = level == "signed" and likelihood == "normal"
@@ -967,9 +988,9 @@ def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict
             r = pm.Beta("ell_alpha_r", pr["lkj_eta"], pr["lkj_eta"])
             rho = 2.0 * r - 1.0
             z_ell = pm.Normal("ell_z", 0.0, 1.0, dims="point")
-            z_alpha = pm.Normal("alpha_z", 0.0, 1.0, dims="point")
+            z_alpha = pm.Normal(f"{slope}_z", 0.0, 1.0, dims="point")
             theta["ell"] = means["ell"] + taus["ell"] * z_ell
-            theta["alpha"] = means["alpha"] + taus["alpha"] * (rho * z_ell + pt.sqrt(1.0 - rho**2) * z_alpha)
+            theta[slope] = means[slope] + taus[slope] * (rho * z_ell + pt.sqrt(1.0 - rho**2) * z_alpha)
         for b in blocks:
             if b in theta or (collapse and b == "level"):
                 continue
@@ -979,6 +1000,8 @@ def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict
                 theta[b] = pm.Normal(b, means[b], taus[b], dims="point")
             else:
                 theta[b] = means[b] + taus[b] * pm.Normal(f"{b}_z", 0.0, 1.0, dims="point")
+        if slope == "log_alpha":
+            theta["alpha"] = _alpha_from_log(pt, theta["log_alpha"])
         if level == "log":  # the sign's prior; a signed level carries its sign itself
             logit = pm.Normal("pi_intercept", *pr["pi_intercept"])
             if X is not None and harmful_features:
@@ -1126,6 +1149,11 @@ def _level_mixture(lib, g, y, log_sd, segsum, expand, prior_mean, scales):
     return ll, [(joint - ll, v_bar, v_sd) for joint, (_, _, v_bar, v_sd) in zip((a, b), parts, strict=True)]
 
 
+def _alpha_from_log(lib, log_alpha):
+    """α = exp(log α), its exponent clipped so that no draw ADVI wanders to overflows."""
+    return lib.exp(lib.clip(log_alpha, -_CLIP_LOG_ALPHA, _CLIP_LOG_ALPHA))
+
+
 def _guarded_logaddexp(pt, a, b):
     # log(e^a + e^b) shifted by the max; when the max is ±inf (both branches −inf, or an
     # overflow) the shift is replaced by 0 so the result is −inf/+inf instead of NaN.
@@ -1181,10 +1209,10 @@ def _pop_mean(post: xr.Dataset, b: str, X: np.ndarray) -> np.ndarray:
 
 def _mix(post: xr.Dataset, b: str, z: dict, correlated: bool) -> np.ndarray:
     """The standardized deviation of block b; mixes z_ell into α under the LKJ option."""
-    if not correlated or b != "alpha":
+    if not correlated or b not in ("alpha", "log_alpha"):
         return z[b]
     rho = post["ell_alpha_corr"].values[..., None]
-    return rho * z["ell"] + np.sqrt(1.0 - rho**2) * z["alpha"]
+    return rho * z["ell"] + np.sqrt(1.0 - rho**2) * z[b]
 
 
 def _log_pi(post: xr.Dataset, X: np.ndarray):
@@ -1207,7 +1235,8 @@ def _derive(posterior: xr.Dataset, s: dict, likelihood: str, correlated: bool, c
     X = s["X"] if s["X"] is not None else np.zeros((len(s["points"]), 0))
     if correlated:
         post["ell_alpha_corr"] = 2.0 * post["ell_alpha_r"] - 1.0
-    blocks = _priors.SIGNED_BLOCKS if "level_mu" in post else _priors.BLOCKS
+    blocks = _priors.blocks("signed" if "level_mu" in post else "log",
+                            "lognormal" if "log_alpha_mu" in post else "normal")
     signed = "level" in blocks
     z = {b: post[f"{b}_z"].values for b in blocks if f"{b}_z" in post}
     # The signed level was integrated out (Normal likelihood): no level, no level_z.
@@ -1222,6 +1251,8 @@ def _derive(posterior: xr.Dataset, s: dict, likelihood: str, correlated: bool, c
             theta[b] = _pop_mean(post, b, X)
         else:
             theta[b] = _pop_mean(post, b, X) + post[f"{b}_tau"].values[..., None] * _mix(post, b, z, correlated)
+    if "log_alpha" in theta:
+        theta["alpha"] = _alpha_from_log(np, theta["log_alpha"])
     gap = None
     if "gap" in post:  # law="two_term"
         theta["b"] = post["b_tau"].values[..., None] * post["b_z"].values
@@ -1286,7 +1317,7 @@ def _derive(posterior: xr.Dataset, s: dict, likelihood: str, correlated: bool, c
 
     dims = ("chain", "draw", "point")
     k_ref, d = s["k_ref"], s["delta_scale"]
-    for b in blocks:
+    for b in (*blocks, "alpha"):
         if b not in post:
             post[b] = (dims, theta[b])
     if not signed:

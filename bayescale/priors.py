@@ -24,6 +24,10 @@ Prior keys and their meaning (``loc``/``scale`` of a Normal unless said otherwis
 ``alpha_mu``        (loc, scale): intercept of α; default (1, 1) (the paper sees α ≈ 1-1.5)
 ``alpha_tau``       HalfNormal scale of the population sd of α
 ``alpha_B``         Normal(0, ·) scale of feature effects on α
+``log_alpha_mu``    (loc, scale): intercept of log α (``alpha_population="lognormal"`` only);
+                    default (0.5, 1): a typical α of e^0.5 ≈ 1.6
+``log_alpha_tau``   HalfNormal scale of the population sd of log α (``alpha_population="lognormal"``)
+``log_alpha_B``     Normal(0, ·) scale of feature effects on log α
 ``log_s_mu``        (loc, scale): intercept of log s, the noise sd at k_ref; loc from the data
 ``log_s_tau``       HalfNormal scale of the population sd of log s
 ``log_s_B``         Normal(0, ·) scale of feature effects on log s
@@ -60,6 +64,7 @@ import numpy as np
 __all__ = [
     "BLOCKS",
     "SIGNED_BLOCKS",
+    "blocks",
     "default_priors",
     "delta_scale",
     "prior_keys",
@@ -71,6 +76,22 @@ __all__ = [
 BLOCKS = ("ell", "alpha", "log_s", "beta")
 #: The blocks with ``level="signed"``: the signed level ψ_kref replaces ℓ = log|ψ_kref|.
 SIGNED_BLOCKS = ("level", "alpha", "log_s", "beta")
+
+
+def blocks(level: str = "log", alpha_population: str = "normal") -> tuple[str, ...]:
+    """The per-point blocks of a model with these options, in the model's order.
+
+    ``level="signed"`` puts the signed level in place of ℓ; ``alpha_population="lognormal"``
+    puts log α in place of α (α = exp(log α) is then derived, and always positive).
+
+    Examples
+    --------
+    >>> blocks("signed", "lognormal")
+    ('level', 'log_alpha', 'log_s', 'beta')
+    """
+    lead = "level" if level == "signed" else "ell"
+    slope = "log_alpha" if alpha_population == "lognormal" else "alpha"
+    return (lead, slope, "log_s", "beta")
 
 # Fixed parts of the defaults. They hold on the internal scale, where Δ has unit root mean
 # square and log(k / k_ref) spans about ±1.2 for the paper's k in [100, 1000].
@@ -90,6 +111,12 @@ _FIXED: dict[str, Any] = {
     "alpha_mu": (1.0, 1.0),  # paper: α mostly in [1, 1.5]; linear-regression theory says 2
     "alpha_tau": 0.5,
     "alpha_B": 0.5,
+    # alpha_population="lognormal": log α ~ Normal. A centre of 0.5 (α ≈ 1.6) sits between the
+    # paper's 1-1.5 and the 2 of linear-regression theory; a scale of 1 allows α from about
+    # 0.2 to 12. A population sd of 0.5 on log α spreads α over a factor e^±1 between points.
+    "log_alpha_mu": (0.5, 1.0),
+    "log_alpha_tau": 0.5,
+    "log_alpha_B": 0.5,
     "log_s_tau": 1.0,
     "log_s_B": 1.0,
     "beta_tau": 0.5,
@@ -108,9 +135,10 @@ _FIXED: dict[str, Any] = {
     "kappa_tau": 0.25,
 }
 
-_PAIR_KEYS = ("ell_mu", "level_mu", "level_w", "alpha_mu", "log_s_mu", "beta_mu", "pi_intercept", "nu", "gap", "kappa_mu")
+_PAIR_KEYS = ("ell_mu", "level_mu", "level_w", "alpha_mu", "log_alpha_mu", "log_s_mu", "beta_mu", "pi_intercept", "nu", "gap", "kappa_mu")
 _SCALAR_KEYS = (
-    "ell_tau", "ell_B", "level_tau", "level_B", "level_log_ratio", "alpha_tau", "alpha_B", "log_s_tau", "log_s_B",
+    "ell_tau", "ell_B", "level_tau", "level_B", "level_log_ratio", "alpha_tau", "alpha_B",
+    "log_alpha_tau", "log_alpha_B", "log_s_tau", "log_s_B",
     "beta_tau", "beta_B", "pi_B", "lkj_eta", "b_tau", "kappa_tau",
 )
 
@@ -121,7 +149,7 @@ def prior_keys() -> tuple[str, ...]:
     Examples
     --------
     >>> len(prior_keys())
-    25
+    28
     """
     return (*_PAIR_KEYS, *_SCALAR_KEYS)
 

@@ -284,9 +284,10 @@ class ModelSpec(_Section):
     noise: Literal["per_point", "pooled", "pooled_scale"] = "per_point"
     level: Literal["log", "signed"] = "log"
     level_tails: Literal["normal", "heavy"] = "normal"
+    alpha_population: Literal["normal", "lognormal"] = "normal"
     priors: dict[str, Any] | None = None
     correlated: bool = False
-    centered: dict[Literal["ell", "level", "alpha", "log_s", "beta"], bool] | None = None
+    centered: dict[Literal["ell", "level", "alpha", "log_alpha", "log_s", "beta"], bool] | None = None
 
 
 class InferenceSpec(_Section):
@@ -772,6 +773,7 @@ def run_spec(
         noise=spec.model.noise,
         level=spec.model.level,
         level_tails=spec.model.level_tails,
+        alpha_population=spec.model.alpha_population,
         priors=spec.model.priors,
         correlated=spec.model.correlated,
         centered=spec.model.centered,

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "accuracy.py"
 ESTIMATORS = {"monte_carlo", "log_regression", "mle", "bayes", "bayes_features", "bayes_studentt", "bayes_curved",
               "bayes_two_term", "bayes_pooled", "bayes_pooled_features", "bayes_pooled_curved", "bayes_pooled_scale",
-              "bayes_pooled_heavy", "bayes_pooled_heavy_curved"}
+              "bayes_pooled_heavy", "bayes_pooled_heavy_curved", "bayes_pooled_lognormal",
+              "bayes_pooled_features_lognormal", "bayes_pooled_heavy_lognormal"}
 
 
 def test_accuracy_quick_runs_end_to_end(tmp_path):

@@ -193,6 +193,12 @@ def test_fit_passes_the_noise_and_level_options(pipeline, tmp_path):
     assert rc == 0
     m = bs.ScalingLawModel.load(heavy)
     assert m.level_tails == "heavy" and {"level_w", "level_log_ratio"} <= set(m.idata.posterior.data_vars)
+    lognormal = tmp_path / "lognormal.nc"
+    rc = main(["fit", str(table), "--method", "map", "--alpha-population", "lognormal", "--out", str(lognormal),
+               "--no-progress"])
+    assert rc == 0
+    m = bs.ScalingLawModel.load(lognormal)
+    assert m.alpha_population == "lognormal" and "log_alpha_mu" in m.idata.posterior
 
 
 def test_value_with_beta_weights(pipeline, tmp_path, capsys):

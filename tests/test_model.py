@@ -64,6 +64,8 @@ def map_fits(feature_table, table):
         "signed_two_term_t": {"level": "signed", "law": "two_term", "likelihood": "studentt"},
         "signed_pooled_scale": {"level": "signed", "noise": "pooled_scale"},
         "signed_heavy": {"level": "signed", "noise": "pooled", "level_tails": "heavy", "features": x},
+        "lognormal_correlated": {"alpha_population": "lognormal", "correlated": True, "features": x},
+        "signed_lognormal": {"level": "signed", "noise": "pooled", "alpha_population": "lognormal"},
     }.items():
         m = bs.ScalingLawModel(**kwargs)
         m.fit(c, method="map", progressbar=False, random_seed=0)
@@ -315,7 +317,7 @@ def _potential_at_map(m) -> float:
 def test_pymc_potential_equals_numpy_log_likelihood(map_fits):
     # The graph that is sampled and the numpy twin used for log_likelihood must agree.
     for name in ("features_df", "studentt", "correlated", "signed_pooled", "signed_two_term_t",
-                 "signed_pooled_scale", "signed_heavy"):
+                 "signed_pooled_scale", "signed_heavy", "lognormal_correlated", "signed_lognormal"):
         m = map_fits[name]
         assert m._state["dense"]
         expected = float(m.idata.log_likelihood["delta"].sum())
@@ -331,7 +333,7 @@ def test_ragged_table_uses_the_scatter_layout_and_agrees():
                                        "delta": rng.normal(0.01, 0.05, pts.size)}))
     # The signed levels are integrated out, under one Normal population or two.
     for options in ({}, {"level": "signed", "noise": "pooled"},
-                    {"level": "signed", "noise": "pooled", "level_tails": "heavy"}):
+                    {"level": "signed", "noise": "pooled", "level_tails": "heavy", "alpha_population": "lognormal"}):
         m = bs.ScalingLawModel(**options)
         m.fit(c, method="map", progressbar=False, maxeval=20)
         assert not m._state["dense"]
@@ -422,6 +424,15 @@ def test_predict_new_uses_the_population(map_fits, feature_table):
     centre = float(model_mod._pop_mean(post, "level", heavy._state["X"][:1]).reshape(-1)[0])
     assert v.mean() == pytest.approx(centre, abs=5 * v.std() / np.sqrt(v.size))
     assert v.var() == pytest.approx((1 - w) * tau**2 + w * (rho * tau) ** 2, rel=0.05)
+    # A log-normal α population (one MAP draw): a new point's exponent, read off the power
+    # law's slope between two sizes, has log α ~ Normal(log_alpha_mu, log_alpha_tau).
+    lognormal = map_fits["signed_lognormal"]
+    post = lognormal.idata.posterior
+    psi = lognormal.predict_new(20_000, [100, 1000], random_seed=0).values[0, 0]
+    log_alpha = np.log(np.log(psi[:, 0] / psi[:, 1]) / np.log(10.0))
+    tau = post["log_alpha_tau"].item()
+    assert log_alpha.mean() == pytest.approx(post["log_alpha_mu"].item(), abs=5 * tau / np.sqrt(log_alpha.size))
+    assert log_alpha.std() == pytest.approx(tau, rel=0.03)
 
 
 def test_predict_new_draws_follow_the_population(nuts_fit):
@@ -480,6 +491,10 @@ def test_bad_input_gets_clear_errors(table, nuts_fit, feature_table):
             bs.ScalingLawModel(level_tails="heavy", **options)
     with pytest.raises(ValueError, match="blocks are"):  # ℓ is not a block of the signed model
         bs.ScalingLawModel(level="signed", centered={"ell": True})
+    with pytest.raises(ValueError, match="alpha_population must be one of"):
+        bs.ScalingLawModel(alpha_population="gamma")
+    with pytest.raises(ValueError, match="blocks are"):  # log α replaces α
+        bs.ScalingLawModel(alpha_population="lognormal", centered={"alpha": False})
     fc, _, x = feature_table
     bad = x.copy()
     bad[3, 1] = np.nan
@@ -526,6 +541,22 @@ def test_signed_level_and_pooled_noise_layout(map_fits, feature_table):
     scale = map_fits["signed_pooled_scale"].idata.posterior
     assert "log_s_tau" not in scale and "beta_tau" in scale and "beta_z" in scale
     assert np.ptp(scale["log_s"].values) == 0 and np.ptp(scale["beta"].values) > 0
+    # alpha_population="lognormal": log α is the block (non-centred, μ + τ·z, with the
+    # correlation to ℓ when asked for) and α = exp(log α) > 0 is derived from it.
+    for name in ("signed_lognormal", "lognormal_correlated"):
+        fit = map_fits[name]
+        lp = fit.idata.posterior
+        assert {"log_alpha", "log_alpha_mu", "log_alpha_tau", "log_alpha_z"} <= set(lp.data_vars), name
+        assert not {"alpha_mu", "alpha_tau", "alpha_z"} & set(lp.data_vars), name
+        assert fit.centered_["log_alpha"] is False and "alpha" not in fit.centered_
+        np.testing.assert_allclose(lp["alpha"].values, np.exp(lp["log_alpha"].values))
+        assert (lp["alpha"] > 0).all()
+    lp = map_fits["signed_lognormal"].idata.posterior
+    np.testing.assert_allclose(lp["log_alpha"].values,
+                               lp["log_alpha_mu"].values[..., None] + lp["log_alpha_tau"].values[..., None]
+                               * lp["log_alpha_z"].values)
+    cp = map_fits["lognormal_correlated"].idata.posterior
+    assert {"log_alpha_B", "ell_alpha_corr"} <= set(cp.data_vars)
 
 
 def test_pooled_noise_and_signed_level_cover_under_skewed_noise():
@@ -605,11 +636,13 @@ def _assert_same_predictions(m, loaded, has_features):
 
 
 @pytest.mark.parametrize("option", ["features_df", "studentt", "correlated", "signed_pooled", "signed_two_term_t",
-                                    "signed_pooled_scale", "signed_heavy"])
+                                    "signed_pooled_scale", "signed_heavy", "lognormal_correlated",
+                                    "signed_lognormal"])
 def test_save_load_round_trip_every_option(option, map_fits, tmp_path):
     m = map_fits[option]
     loaded = bs.ScalingLawModel.load(m.save(tmp_path / f"{option}.nc"))
-    _assert_same_predictions(m, loaded, has_features=option not in ("studentt", "signed_two_term_t", "signed_pooled_scale"))
+    _assert_same_predictions(m, loaded, has_features=option not in ("studentt", "signed_two_term_t", "signed_pooled_scale",
+                                                                    "signed_lognormal"))
     assert loaded.get_config() == m.get_config()
 
 
@@ -721,12 +754,15 @@ def test_interval_coverage_of_psi_and_alpha():
 _SIGNED_PRIORS = {
     "level_mu": (0.3, 0.1), "level_tau": 0.4, "alpha_mu": (1.2, 0.2), "alpha_tau": 0.3,
     "log_s_mu": (-0.5, 0.3), "beta_mu": (2.0, 0.2), "beta_tau": 0.3,
+    "log_alpha_mu": (0.18, 0.2), "log_alpha_tau": 0.25,
 }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("noise", "tails"), [("pooled", "normal"), ("pooled_scale", "normal"), ("pooled", "heavy")])
-def test_signed_level_coverage_on_its_own_population(noise, tails):
+@pytest.mark.parametrize(("noise", "tails", "alpha_population"), [
+    ("pooled", "normal", "normal"), ("pooled_scale", "normal", "normal"), ("pooled", "heavy", "normal"),
+    ("pooled", "heavy", "lognormal")])
+def test_signed_level_coverage_on_its_own_population(noise, tails, alpha_population):
     # Data drawn from the signed-level model itself: v ~ Normal(0.3, 0.4) at k_ref (about a
     # quarter of the points harmful), α ~ Normal(1.2, 0.3), one noise level for all and a
     # decay that is shared ("pooled") or per point ("pooled_scale"). Nominal 90% intervals of
@@ -749,6 +785,8 @@ def test_signed_level_coverage_on_its_own_population(noise, tails):
         wide = rng.random(n) < 0.15
         v = np.where(wide, 0.3 + 5.0 * (v - 0.3), v)
     alpha = rng.normal(1.2, 0.3, n)
+    if alpha_population == "lognormal":  # the same draws, made log α ~ Normal(log 1.2, 0.25)
+        alpha = 1.2 * np.exp(0.25 * (alpha - 1.2) / 0.3)
     log_s = -0.5
     beta = rng.normal(2.0, 0.3, n) if noise == "pooled_scale" else np.full(n, 2.0)
     point = np.repeat(np.arange(n), m_obs)
@@ -756,8 +794,8 @@ def test_signed_level_coverage_on_its_own_population(noise, tails):
     u = np.log(k / k_ref)
     delta = v[point] * np.exp(-alpha[point] * u) + np.exp(log_s - 0.5 * beta[point] * u) * rng.standard_normal(point.size)
     c = bs.Contributions(pd.DataFrame({"point": point, "k": k.astype(int), "delta": delta}))
-    m = bs.ScalingLawModel(level="signed", noise=noise, level_tails=tails, priors=_SIGNED_PRIORS, k_ref=k_ref,
-                           delta_scale=1.0)
+    m = bs.ScalingLawModel(level="signed", noise=noise, level_tails=tails, alpha_population=alpha_population,
+                           priors=_SIGNED_PRIORS, k_ref=k_ref, delta_scale=1.0)
     idata = m.fit(c, draws=500, tune=700, chains=2, random_seed=0, progressbar=False, nuts_sampler="nutpie")
     post = idata.posterior
     hdi = az.hdi(post["alpha"], hdi_prob=0.9)["alpha"].values
@@ -768,11 +806,13 @@ def test_signed_level_coverage_on_its_own_population(noise, tails):
     hi = psi.quantile(0.95, dim=("chain", "draw")).values
     true = v[:, None] * (ks / k_ref) ** -alpha[:, None]
     cover_psi = np.mean((lo <= true) & (true <= hi))
-    print(f"noise={noise}, tails={tails}: coverage α {cover_alpha:.3f}, ψ_k {cover_psi:.3f}, "
+    print(f"noise={noise}, tails={tails}, alpha_population={alpha_population}: coverage α {cover_alpha:.3f}, ψ_k {cover_psi:.3f}, "
           f"diagnostics {m.diagnostics_}")
     assert 0.85 <= cover_alpha <= 0.95
     assert 0.85 <= cover_psi <= 0.95
     checks = [("log_s_mu", log_s), ("beta_mu", beta.mean())]
+    if alpha_population == "lognormal":
+        checks += [("log_alpha_mu", np.log(1.2)), ("log_alpha_tau", 0.25)]
     if tails == "heavy":
         checks += [("level_w", 0.15), ("level_log_ratio", np.log(5.0))]
         from sklearn.metrics import roc_auc_score
