@@ -774,7 +774,8 @@ def test_signed_level_coverage_on_its_own_population(noise, tails, alpha_populat
     # −0.5, α is barely identified per point, τ_α comes out at 0.13-0.24 against 0.3 and α
     # covers 0.55-0.86: the test needs points that say something about their own α.
     # tails="heavy" (seed 9, session 9): α 0.902, ψ_k 0.901, max r̂ 1.021, no divergences,
-    # AUC of P(wide part) 0.873.
+    # AUC of P(wide part) 0.873. alpha_population="lognormal" (the same draws of α made
+    # log-normal, session 10): α 0.880, ψ_k 0.895, max r̂ 1.021, no divergences, AUC 0.872.
     # tails="heavy": a share 0.15 of the levels from a population 5 times wider (sd 2); the
     # share and the ratio must lie in their 90% intervals too, and P(wide part) must rank
     # the points drawn from it above the others (AUC; many lie close to the centre anyway).
