@@ -38,12 +38,19 @@ with and without the points whose true level at k_ref is far below the bulk, and
 the fitted level_tau with the true sd of the level (the truth interpolated to k_ref); on the
 bulk alone it also fits the curved law and ``noise="pooled_scale"``.
 
+``--part noise_level`` asks whether a point's noise goes with its level: per grid size, the
+Spearman correlation between each truth point's |mean Δ| and the sd of its Δ (all points, and
+without the 5 largest |mean|), and the spread of those sds; then, for the pooled, signed fit
+with a log-normal α at ``--m``, the model's one noise sd at each grid size against the
+points' own (10% / median / 90%, and the share of points whose noise is below the model's).
+
 Example
 -------
     python benchmarks/coverage_diagnosis.py --m 20
     python benchmarks/coverage_diagnosis.py --part shape --part laws
     python benchmarks/coverage_diagnosis.py --part noise --case breast_cancer_mlp
     python benchmarks/coverage_diagnosis.py --part tails
+    python benchmarks/coverage_diagnosis.py --part noise_level --case breast_cancer_mlp
 """
 
 from __future__ import annotations
@@ -324,13 +331,39 @@ def tails_table(train, truth, ms) -> None:
               f"{((lo <= T[keep]) & (T[keep] <= hi)).mean():.2f} |", flush=True)
 
 
+def noise_level_table(train, raw, m_obs: int) -> None:
+    """Does the noise go with the level, and what does one pooled noise law make of it?"""
+    print("\n| k | Spearman(|mean Δ|, sd Δ) | without the 5 largest |mean| | sd Δ: max / median |")
+    print("|---|---|---|---|")
+    sds = {}
+    for k in GRID:
+        g = raw[k].groupby("point")["delta"]
+        mean, sds[k] = g.mean().abs(), g.std()
+        bulk = mean.rank(ascending=False) > 5
+        print(f"| {k} | {stats.spearmanr(mean, sds[k])[0]:+.2f} | {stats.spearmanr(mean[bulk], sds[k][bulk])[0]:+.2f} "
+              f"| {sds[k].max() / sds[k].median():.1f} |")
+    model = _fit_signed(train.subset(max_per_point=m_obs), alpha_population="lognormal")
+    post = model.idata.posterior
+    # Pooled noise: every point has the same σ and β, so any one point's draws give them.
+    sigma, beta = (float(post[v].isel(point=0).mean()) for v in ("sigma", "beta"))
+    print(f"\npooled, signed fit with log-normal α at m = {m_obs}: σ {sigma:.3g}, β {beta:.2f} "
+          f"(max r̂ {model.diagnostics_['max_rhat']:.3f})")
+    print("\n| k | model sd | points' sd: 10% / median / 90% | share of points below the model |")
+    print("|---|---|---|---|")
+    for k in GRID:
+        model_sd = sigma * k ** (-beta / 2)
+        sd = sds[k]
+        print(f"| {k} | {model_sd:.4f} | {sd.quantile(0.1):.4f} / {sd.median():.4f} / {sd.quantile(0.9):.4f} "
+              f"| {(sd < model_sd).mean():.2f} |")
+
+
 def main(argv=None) -> None:
     global CASE, GRID  # the table helpers read the chosen case's grid
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--m", type=int, default=20, help="observations per point in the fit")
     parser.add_argument("--cache", type=Path, default=None, help="the reduced run's cache directory")
     parser.add_argument("--case", choices=sorted(CASES), default="digits_binary_logreg")
-    parser.add_argument("--part", action="append", choices=["errors", "shape", "laws", "noise", "tails"],
+    parser.add_argument("--part", action="append", choices=["errors", "shape", "laws", "noise", "tails", "noise_level"],
                         help="what to print (repeatable; default: errors)")
     args = parser.parse_args(argv)
     CASE, GRID = args.case, CASES[args.case][2]
@@ -349,6 +382,8 @@ def main(argv=None) -> None:
         noise_table(train, truth, se, (10, 20, 50))
     if "tails" in parts:
         tails_table(train, truth, (10, 20, 50))
+    if "noise_level" in parts:
+        noise_level_table(train, raw, args.m)
     if "errors" not in parts:
         return
     measurement_check(train, raw)
