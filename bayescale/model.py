@@ -349,6 +349,7 @@ class ScalingLawModel:
         feats = "None" if self.features is None else f"<{np.shape(self.features)} features>"
         return (
             f"ScalingLawModel(features={feats}, likelihood={self.likelihood!r}, law={self.law!r}, noise={self.noise!r}, level={self.level!r}, "
+            f"level_tails={self.level_tails!r}, alpha_population={self.alpha_population!r}, "
             f"correlated={self.correlated}, fitted={self._idata is not None})"
         )
 

@@ -11,7 +11,8 @@ Parts (``--part``, repeatable; default: all):
   process's);
 * ``signed``: ``noise="pooled", level="signed"`` on simulated tables with right-skewed noise
   (200 points × 10, data seeds 0-2): coverage of ψ_k, the largest r_hat, the smallest bulk
-  ESS of α, of the signed level and of the population, divergences;
+  ESS of α, of the signed level and of the population, divergences (``--alpha-population
+  lognormal`` for a log-normal α);
 * ``tau``: does the pooled, signed fit recover the level's population sd? A population like
   the bulk of digits' points on the internal scale (level ~ Normal(0.09, 0.08), α ~
   Normal(1.4, 0.3), 55 points × 20, k log-uniform on [25, 400], noise sd e^(−1.2) at k_ref
@@ -298,7 +299,8 @@ def part_signed(args):
     n, m_obs, seeds = (60, 8, (0,)) if args.quick else (200, 10, (0, 1, 2))
     draws = 200 if args.quick else 1000
     ks = np.array([25.0, 60.0, 150.0, 400.0])
-    print(f"\n## signed: ScalingLawModel(noise='pooled', level='signed'), N={n} × m={m_obs}, "
+    print(f"\n## signed: ScalingLawModel(noise='pooled', level='signed', "
+          f"alpha_population={args.alpha_population!r}), N={n} × m={m_obs}, "
           f"log-normal noise (skew 0.8), nutpie 2 chains × {draws} draws after {draws}, seed 0")
     print("| data seed | cov90 of ψ_k | max r_hat (everything) | min bulk ESS α / level | population max r_hat / "
           "min ESS | divergences | wall s |")
@@ -306,7 +308,7 @@ def part_signed(args):
     rows = []
     for seed in seeds:
         c, truth = skewed_table(seed, n, m_obs)
-        model = bs.ScalingLawModel(noise="pooled", level="signed")
+        model = bs.ScalingLawModel(noise="pooled", level="signed", alpha_population=args.alpha_population)
         start = time.perf_counter()
         model.fit(c, nuts_sampler="nutpie", draws=draws, tune=draws, chains=2, random_seed=0, progressbar=False)
         wall = time.perf_counter() - start
@@ -401,6 +403,8 @@ def main(argv=None):
                         help="NUTS target acceptance rate(s) for the nuts part (fit's default 0.9)")
     parser.add_argument("--advi-iters", type=int, default=30000, help="maximum ADVI iterations")
     parser.add_argument("--sbc-datasets", type=int, default=100)
+    parser.add_argument("--alpha-population", choices=["normal", "lognormal"], default="normal",
+                        help="the signed part's population of α (ScalingLawModel's alpha_population)")
     args = parser.parse_args(argv)
     if args.quick:
         args.draws = min(args.draws, 300)
