@@ -72,11 +72,6 @@ __all__ = [
     "resolve_priors",
 ]
 
-#: The four per-point parameter blocks, in the order the model stacks them.
-BLOCKS = ("ell", "alpha", "log_s", "beta")
-#: The blocks with ``level="signed"``: the signed level ψ_kref replaces ℓ = log|ψ_kref|.
-SIGNED_BLOCKS = ("level", "alpha", "log_s", "beta")
-
 
 def blocks(level: str = "log", alpha_population: str = "normal") -> tuple[str, ...]:
     """The per-point blocks of a model with these options, in the model's order.
@@ -92,6 +87,12 @@ def blocks(level: str = "log", alpha_population: str = "normal") -> tuple[str, .
     lead = "level" if level == "signed" else "ell"
     slope = "log_alpha" if alpha_population == "lognormal" else "alpha"
     return (lead, slope, "log_s", "beta")
+
+
+#: The four per-point parameter blocks of the default model, in the order it stacks them.
+BLOCKS = blocks()
+#: The blocks with ``level="signed"``: the signed level ψ_kref replaces ℓ = log|ψ_kref|.
+SIGNED_BLOCKS = blocks("signed")
 
 # Fixed parts of the defaults. They hold on the internal scale, where Δ has unit root mean
 # square and log(k / k_ref) spans about ±1.2 for the paper's k in [100, 1000].
