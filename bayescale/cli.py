@@ -227,7 +227,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         ds = bs.datasets.load_dataset(name, random_state=c.metadata.get("data_random_state", 0))
         features = point_features(ds, np.asarray(c.points), args.features)
     model = bs.ScalingLawModel(features=features, likelihood=args.likelihood, noise=args.noise, level=args.level,
-                               level_tails=args.level_tails, alpha_population=args.alpha_population)
+                               level_tails=args.level_tails, alpha_population=args.alpha_population,
+                               feature_blocks=args.feature_blocks)
     kwargs: dict[str, Any] = dict(
         method=args.method, draws=args.draws, random_seed=args.seed,
         progressbar=not args.no_progress,
@@ -328,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha-population", choices=["normal", "lognormal"], default="normal",
                    help="the exponent's population: Normal on alpha, or Normal on log alpha "
                         "(every point's value then decays with k)")
+    p.add_argument("--feature-blocks", nargs="+", default=None,
+                   choices=["ell", "level", "alpha", "log_alpha", "log_s", "beta"],
+                   help="the blocks the features drive (default: all of the model's); e.g. "
+                        "'level log_alpha' keeps them off a pooled noise law")
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--chains", type=int, default=4)

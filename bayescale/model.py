@@ -44,7 +44,9 @@ Why this form
 * **Clipped exponents.** ψ and the noise sd are exponentials of linear predictors; clipping the
   exponents to ±50 / ±30 keeps every log-density finite wherever ADVI or an early NUTS step
   wanders, so the optimizer never sees NaN (Δ is rescaled first, so the clip is never active
-  near the posterior).
+  near the posterior). A log-normal α is bounded by the table's k span so that α·|log(k/k_ref)|
+  stays below half that clip (:func:`_log_alpha_max`): otherwise a huge α can use the clip
+  to turn the law into a step at k_ref.
 * **Centred or not, per block, from the data.** α and β are only weakly identified by one
   point's noisy observations, so their population funnels are always sampled non-centred;
   ℓ and log s are centred when cheap per-point estimates say each point's data pin them down
@@ -56,7 +58,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -96,7 +98,7 @@ ALWAYS_NONCENTERED = ("alpha", "log_alpha", "beta")
 MIN_POINTS_CENTERED = 30
 _CLIP_MEAN = 50.0  # bound on |ℓ − α u|: e^50 is far beyond any Δ on the unit-RMS scale
 _CLIP_LOGSD = 30.0  # bound on |log sd|
-_CLIP_LOG_ALPHA = 10.0  # bound on |log α| (alpha_population="lognormal"): e^10 never decays that fast
+_CLIP_LOG_ALPHA = 10.0  # bound on |log α| (alpha_population="lognormal"); the table's k span may lower the top
 
 
 class ScalingLawModel:
@@ -190,10 +192,20 @@ class ScalingLawModel:
         and keeps every α_i > 0, as the paper's own estimators do (they fit log α). With
         ``correlated=True`` the correlation is then between ℓ and log α. With
         ``noise="pooled", level="signed"`` on the accuracy benchmark's real tables it raised
-        the mean R² of ψ_k at m = 5 / 10 from −0.83 / 0.23 to 0.07 / 0.52 on digits (one
+        the mean R² of ψ_k at m = 5 / 10 from −0.83 / 0.23 to 0.07 / 0.53 on digits (one
         point with α < 0 had dominated the error at the largest size) and from 0.71 / 0.72 to
         0.79 / 0.78 on an MLP, with the same coverage (0.81-0.93) and equal accuracy at
         m = 20 and 50 (docs/benchmarks.md, "A positive exponent").
+    feature_blocks : sequence of str, keyword-only
+        The blocks whose population means depend on the features (``B_b·x_i``); the others
+        are intercept-only. Default (None): all of them, as in the paper's model. Names are
+        this model's blocks (``"ell"`` or ``"level"``, ``"alpha"`` or ``"log_alpha"``,
+        ``"log_s"``, ``"beta"``; see :func:`bayescale.priors.blocks`). Ignored without
+        features. With ``noise="pooled"`` the features fix each point's noise law outright
+        (there is no per-point deviation); on the accuracy benchmark's MLP table that cut
+        the mean R² of ψ_k at m = 5 from 0.73 to 0.25, and keeping the features to the level
+        and the exponent (``feature_blocks=("level", "log_alpha")``) avoided it
+        (docs/benchmarks.md, "Features and the noise").
     harmful_features : bool, keyword-only
         Let π depend on the features (default True when features are given).
     delta_scale, k_ref : float, keyword-only
@@ -258,6 +270,7 @@ class ScalingLawModel:
         alpha_population: str = "normal",
         correlated: bool = False,
         centered: Mapping[str, bool] | None = None,
+        feature_blocks: Sequence[str] | None = None,
         harmful_features: bool = True,
         delta_scale: float | None = None,
         k_ref: float | None = None,
@@ -272,6 +285,9 @@ class ScalingLawModel:
         self.priors = priors
         self.correlated = correlated
         self.centered = centered
+        # A bare string would split into letters; it is kept whole so that the check names it.
+        self.feature_blocks = (feature_blocks if feature_blocks is None or isinstance(feature_blocks, str)
+                               else tuple(feature_blocks))
         self.harmful_features = harmful_features
         self.delta_scale = delta_scale
         self.k_ref = k_ref
@@ -302,6 +318,7 @@ class ScalingLawModel:
         if self.priors is not None:
             _priors.resolve_priors({}, self.priors)  # raises on unknown keys / bad values
         self._centered_map()
+        self._feature_blocks()
         for name in ("delta_scale", "k_ref"):
             v = getattr(self, name)
             if v is not None and not (np.isfinite(v) and v > 0):
@@ -323,6 +340,18 @@ class ScalingLawModel:
             out.update({k: bool(v) for k, v in self.centered.items()})
         return out
 
+    def _feature_blocks(self) -> tuple[str, ...]:
+        """The blocks whose population means depend on the features (all by default)."""
+        if self.feature_blocks is None:
+            return self._blocks
+        if isinstance(self.feature_blocks, str) or not all(isinstance(b, str) for b in self.feature_blocks):
+            raise ValueError(f"feature_blocks must be a sequence of block names; got {self.feature_blocks!r}")
+        unknown = sorted(set(self.feature_blocks) - set(self._blocks))
+        if unknown:
+            raise ValueError(f"feature_blocks has unknown block(s) {unknown}; this model's blocks are "
+                             f"{list(self._blocks)} (level={self.level!r}, alpha_population={self.alpha_population!r})")
+        return tuple(b for b in self._blocks if b in self.feature_blocks)
+
     @property
     def _blocks(self) -> tuple[str, ...]:
         """The per-point parameter blocks: ℓ (or the signed level), α (or log α), log s, β."""
@@ -340,6 +369,7 @@ class ScalingLawModel:
             "priors": _jsonable(self.priors),
             "correlated": bool(self.correlated),
             "centered": _jsonable(self.centered),
+            "feature_blocks": None if self.feature_blocks is None else list(self.feature_blocks),
             "harmful_features": bool(self.harmful_features),
             "delta_scale": self.delta_scale,
             "k_ref": self.k_ref,
@@ -350,7 +380,7 @@ class ScalingLawModel:
         return (
             f"ScalingLawModel(features={feats}, likelihood={self.likelihood!r}, law={self.law!r}, noise={self.noise!r}, level={self.level!r}, "
             f"level_tails={self.level_tails!r}, alpha_population={self.alpha_population!r}, "
-            f"correlated={self.correlated}, fitted={self._idata is not None})"
+            f"feature_blocks={self.feature_blocks!r}, correlated={self.correlated}, fitted={self._idata is not None})"
         )
 
     # ------------------------------------------------------------------ fitted state
@@ -397,6 +427,7 @@ class ScalingLawModel:
             "point": point, "k": k, "delta": delta, "count": count, "points": points,
             "idx": idx, "starts": np.r_[0, np.cumsum(n_per)[:-1]], "y": y, "u": u,
             "log_w": 0.5 * np.log(count), "X": X, "feature_names": names,
+            "log_alpha_max": _log_alpha_max(u),
             "x_mean": x_mean, "x_sd": x_sd, "delta_scale": d_scale, "k_ref": k_ref,
             "priors": _priors.resolve_priors(defaults, self.priors),
         }
@@ -473,7 +504,7 @@ class ScalingLawModel:
         self.model_ = _build_pymc_model(self._state, self.likelihood, self.correlated,
                                         self._centered_map(), self.harmful_features, self.law,
                                         POOLED_NOISE_BLOCKS[self.noise], self.level, self.level_tails,
-                                        self.alpha_population)
+                                        self.alpha_population, self._feature_blocks())
         return self.model_
 
     # ------------------------------------------------------------------ fit
@@ -767,7 +798,7 @@ class ScalingLawModel:
         for b in (lead, slope):
             theta[b] = _pop_mean(post, b, X) + post[f"{b}_tau"].values[..., None] * _mix(post, b, z, self.correlated)
         if slope == "log_alpha":
-            theta["alpha"] = _alpha_from_log(np, theta["log_alpha"])
+            theta["alpha"] = _alpha_from_log(np, theta["log_alpha"], self._state["log_alpha_max"])
         if "level_w" in post:  # level_tails="heavy": a share w of new points from the wide part
             wide = rng.random(shape) < post["level_w"].values[..., None]
             stretch = np.where(wide, np.exp(post["level_log_ratio"].values[..., None]), 1.0)
@@ -852,7 +883,7 @@ class ScalingLawModel:
             level=config.get("level", "log"), level_tails=config.get("level_tails", "normal"),
             alpha_population=config.get("alpha_population", "normal"),
             correlated=config["correlated"], centered=config["centered"],
-            harmful_features=config["harmful_features"], delta_scale=config["delta_scale"],
+            feature_blocks=config.get("feature_blocks"), harmful_features=config["harmful_features"], delta_scale=config["delta_scale"],
             k_ref=config["k_ref"],
         )
         point = const["point"].values
@@ -869,6 +900,7 @@ class ScalingLawModel:
             "feature_names": config["feature_names"], "x_mean": x_mean, "x_sd": x_sd,
             "centered_": config["centered_"],
             "X": None if features is None else _standardize(features, x_mean, x_sd),
+            "log_alpha_max": _log_alpha_max(np.log(k / config["k_ref_"])),
         }
         model._idata = idata
         model._method = config.get("method")
@@ -962,7 +994,8 @@ def auto_centering(state: dict, blocks: tuple[str, ...] = _priors.BLOCKS) -> dic
 # ====================================================================== model graph
 def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict, harmful_features: bool,
                       law: str = "power", pooled: tuple[str, ...] = (), level: str = "log",
-                      level_tails: str = "normal", alpha_population: str = "normal"):
+                      level_tails: str = "normal", alpha_population: str = "normal",
+                      feature_blocks: tuple[str, ...] | None = None):
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -987,7 +1020,7 @@ def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict
             if b not in pooled:
                 taus[b] = pm.HalfNormal(f"{b}_tau", pr[f"{b}_tau"])
             means[b] = mu
-            if X is not None:
+            if X is not None and (feature_blocks is None or b in feature_blocks):
                 B = pm.Normal(f"{b}_B", 0.0, pr[f"{b}_B"], dims="feature")
                 means[b] = mu + pt.dot(X, B)
         if correlated:
@@ -1007,7 +1040,7 @@ def _build_pymc_model(s: dict, likelihood: str, correlated: bool, centered: dict
             else:
                 theta[b] = means[b] + taus[b] * pm.Normal(f"{b}_z", 0.0, 1.0, dims="point")
         if slope == "log_alpha":
-            theta["alpha"] = _alpha_from_log(pt, theta["log_alpha"])
+            theta["alpha"] = _alpha_from_log(pt, theta["log_alpha"], s["log_alpha_max"])
         if level == "log":  # the sign's prior; a signed level carries its sign itself
             logit = pm.Normal("pi_intercept", *pr["pi_intercept"])
             if X is not None and harmful_features:
@@ -1155,9 +1188,24 @@ def _level_mixture(lib, g, y, log_sd, segsum, expand, prior_mean, scales):
     return ll, [(joint - ll, v_bar, v_sd) for joint, (_, _, v_bar, v_sd) in zip((a, b), parts, strict=True)]
 
 
-def _alpha_from_log(lib, log_alpha):
-    """α = exp(log α), its exponent clipped so that no draw ADVI wanders to overflows."""
-    return lib.exp(lib.clip(log_alpha, -_CLIP_LOG_ALPHA, _CLIP_LOG_ALPHA))
+def _alpha_from_log(lib, log_alpha, upper: float = _CLIP_LOG_ALPHA):
+    """α = exp(log α), its exponent clipped to [−_CLIP_LOG_ALPHA, upper] (see _log_alpha_max)."""
+    return lib.exp(lib.clip(log_alpha, -_CLIP_LOG_ALPHA, upper))
+
+
+def _log_alpha_max(u: np.ndarray) -> float:
+    """The largest log α a log-normal population may reach on a table with these log(k / k_ref).
+
+    α·|u| then stays below half the clip on the law's exponent (_CLIP_MEAN), so that clip
+    never acts inside the observed range. Where it did act, a huge α turned the law into a
+    step at k_ref (flat below, zero above), which fits a curve that bends in log k: on the
+    accuracy benchmark's digits table at m = 50 one chain put a point at α ≈ 2,500 there
+    (r̂ 2.23) and its c = ψ·k_ref^α overflowed (docs/benchmarks.md, "Features and the noise").
+    """
+    span = float(np.max(np.abs(u), initial=0.0))
+    if span == 0.0:  # one size only: α is not identified by the data and nothing overflows
+        return _CLIP_LOG_ALPHA
+    return float(min(_CLIP_LOG_ALPHA, np.log(0.5 * _CLIP_MEAN / span)))
 
 
 def _guarded_logaddexp(pt, a, b):
@@ -1258,7 +1306,7 @@ def _derive(posterior: xr.Dataset, s: dict, likelihood: str, correlated: bool, c
         else:
             theta[b] = _pop_mean(post, b, X) + post[f"{b}_tau"].values[..., None] * _mix(post, b, z, correlated)
     if "log_alpha" in theta:
-        theta["alpha"] = _alpha_from_log(np, theta["log_alpha"])
+        theta["alpha"] = _alpha_from_log(np, theta["log_alpha"], s["log_alpha_max"])
     gap = None
     if "gap" in post:  # law="two_term"
         theta["b"] = post["b_tau"].values[..., None] * post["b_z"].values

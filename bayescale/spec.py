@@ -288,6 +288,7 @@ class ModelSpec(_Section):
     priors: dict[str, Any] | None = None
     correlated: bool = False
     centered: dict[Literal["ell", "level", "alpha", "log_alpha", "log_s", "beta"], bool] | None = None
+    feature_blocks: list[Literal["ell", "level", "alpha", "log_alpha", "log_s", "beta"]] | None = None
 
 
 class InferenceSpec(_Section):
@@ -777,6 +778,7 @@ def run_spec(
         priors=spec.model.priors,
         correlated=spec.model.correlated,
         centered=spec.model.centered,
+        feature_blocks=spec.model.feature_blocks,
     )
     inf = spec.inference
     _log(verbose, f"fitting ScalingLawModel ({inf.method}" + (

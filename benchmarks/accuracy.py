@@ -60,7 +60,10 @@ from scipy import stats  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.linear_model import LogisticRegression, Ridge  # noqa: E402
 from sklearn.metrics import r2_score, roc_auc_score  # noqa: E402
+from sklearn.model_selection import cross_val_predict  # noqa: E402
 from sklearn.neural_network import MLPClassifier  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import bayescale as bs  # noqa: E402
 from bayescale import baselines  # noqa: E402
@@ -71,12 +74,19 @@ SECTION = "## Accuracy against the paper's estimators"
 ESTIMATORS = ("monte_carlo", "log_regression", "mle", "bayes", "bayes_features", "bayes_studentt",
               "bayes_curved", "bayes_two_term", "bayes_pooled", "bayes_pooled_features", "bayes_pooled_curved",
               "bayes_pooled_scale", "bayes_pooled_heavy", "bayes_pooled_heavy_curved", "bayes_pooled_lognormal",
-              "bayes_pooled_features_lognormal", "bayes_pooled_heavy_lognormal")
+              "bayes_pooled_features_lognormal", "bayes_pooled_heavy_lognormal",
+              "bayes_pooled_lognormal_level_features", "bayes_pooled_lognormal_margin")
 BAYESIAN = ("bayes", "bayes_features", "bayes_studentt", "bayes_curved", "bayes_two_term",
             "bayes_pooled", "bayes_pooled_features", "bayes_pooled_curved", "bayes_pooled_scale",
             "bayes_pooled_heavy", "bayes_pooled_heavy_curved", "bayes_pooled_lognormal",
-            "bayes_pooled_features_lognormal", "bayes_pooled_heavy_lognormal")
-#: ScalingLawModel options per Bayesian estimator (features are added where the name says so).
+            "bayes_pooled_features_lognormal", "bayes_pooled_heavy_lognormal",
+            "bayes_pooled_lognormal_level_features", "bayes_pooled_lognormal_margin")
+#: The feature table each Bayesian estimator with features uses (see point_features and
+#: margin_features); the others have none.
+FEATURE_SETS = {"bayes_features": "embedding", "bayes_pooled_features": "embedding",
+                "bayes_pooled_features_lognormal": "embedding", "bayes_pooled_lognormal_level_features": "embedding",
+                "bayes_pooled_lognormal_margin": "margin"}
+#: ScalingLawModel options per Bayesian estimator.
 OPTIONS = {
     "bayes_studentt": {"likelihood": "studentt"},
     "bayes_curved": {"law": "curved"},
@@ -91,6 +101,12 @@ OPTIONS = {
     "bayes_pooled_features_lognormal": {"noise": "pooled", "level": "signed", "alpha_population": "lognormal"},
     "bayes_pooled_heavy_lognormal": {"noise": "pooled", "level": "signed", "level_tails": "heavy",
                                      "alpha_population": "lognormal"},
+    # Features on the level and the exponent only: with pooled noise, features on log s and
+    # β fix each point's noise law outright (docs/benchmarks.md, "Features and the noise").
+    "bayes_pooled_lognormal_level_features": {"noise": "pooled", "level": "signed", "alpha_population": "lognormal",
+                                              "feature_blocks": ("level", "log_alpha")},
+    "bayes_pooled_lognormal_margin": {"noise": "pooled", "level": "signed", "alpha_population": "lognormal",
+                                      "feature_blocks": ("level", "log_alpha")},
 }
 LABELS = {
     "monte_carlo": "Monte Carlo",
@@ -110,6 +126,10 @@ LABELS = {
     "bayes_pooled_lognormal": "ScalingLawModel pooled noise, signed level, log-normal α",
     "bayes_pooled_features_lognormal": "ScalingLawModel pooled noise, signed level, log-normal α + features",
     "bayes_pooled_heavy_lognormal": "ScalingLawModel pooled noise, heavy-tailed signed level, log-normal α",
+    "bayes_pooled_lognormal_level_features": "ScalingLawModel pooled noise, signed level, log-normal α "
+                                             "+ features on level and α",
+    "bayes_pooled_lognormal_margin": "ScalingLawModel pooled noise, signed level, log-normal α "
+                                     "+ learned feature on level and α",
 }
 
 
@@ -313,6 +333,27 @@ def point_features(ds, points, n_components: int) -> pd.DataFrame:
     return out
 
 
+def margin_features(ds, points) -> pd.DataFrame:
+    """A learned one-number embedding of each point, plus its label.
+
+    The log-probability of the point's own label under a logistic regression that did not
+    see it (10-fold cross-validation over the pool, standardized X). Points the rest of the
+    pool contradicts (mislabelled or atypical ones) get a low value; on the digits table its
+    Pearson correlation with the truth's ψ_k is 0.78-0.88 at k ≤ 132. It uses only the pool's
+    own X and labels, never the validation split that defines the utility.
+    """
+    if ds.task != "classification":
+        raise ValueError("margin_features needs a classification task")
+    X, y = ds.X_train[points], ds.y_train[points]
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    # Stratified folds need every class in each; a tiny pool (the quick profile's) gets fewer.
+    folds = int(min(10, np.unique(y, return_counts=True)[1].min()))
+    proba = cross_val_predict(clf, X, y, cv=folds, method="predict_proba")
+    own = proba[np.arange(len(y)), np.searchsorted(np.unique(y), y)]
+    return pd.DataFrame({"margin": np.log(np.clip(own, 1e-6, 1.0)), "label": y.astype(float)},
+                        index=pd.Index(points, name="point"))
+
+
 def fit_bayes(table, profile: Profile, features=None, seed=0, **options):
     model = bs.ScalingLawModel(features=features, **options)
     with warnings.catch_warnings():
@@ -340,11 +381,11 @@ def evaluate(pred: pd.DataFrame, truth: pd.DataFrame, dv_pred: pd.Series, dv_tru
     pred = pred.loc[truth.index, truth.columns]
     out = {}
     for k in truth.columns:
-        out[f"r2_k{k}"] = r2_score(truth[k], pred[k])
+        out[f"r2_k{k}"] = _r2(truth[k], pred[k])
         out[f"spearman_k{k}"] = stats.spearmanr(truth[k], pred[k]).statistic
     out["r2_mean"] = float(np.mean([out[f"r2_k{k}"] for k in truth.columns]))
     out["spearman_mean"] = float(np.mean([out[f"spearman_k{k}"] for k in truth.columns]))
-    out["r2_dv"] = r2_score(dv_true.loc[truth.index], dv_pred.loc[truth.index])
+    out["r2_dv"] = _r2(dv_true.loc[truth.index], dv_pred.loc[truth.index])
     if lo is not None:
         inside = (truth >= lo.loc[truth.index, truth.columns]) & (truth <= hi.loc[truth.index, truth.columns])
         out["coverage90"] = float(inside.to_numpy().mean())
@@ -360,6 +401,11 @@ def evaluate(pred: pd.DataFrame, truth: pd.DataFrame, dv_pred: pd.Series, dv_tru
     return out
 
 
+def _r2(truth, pred) -> float:
+    """R², or NaN where a fit's predictions are not finite (reported, not a crash of the run)."""
+    return float(r2_score(truth, pred)) if np.isfinite(np.asarray(pred, float)).all() else float("nan")
+
+
 def true_dv(truth: pd.DataFrame, k_range) -> pd.Series:
     """Distributional value from the truth grid: ψ interpolated linearly in log k, averaged over k.
 
@@ -371,7 +417,14 @@ def true_dv(truth: pd.DataFrame, k_range) -> pd.Series:
     return pd.Series(vals.mean(1), index=truth.index)
 
 
-def run_case(case: Case, profile: Profile, cache: Path, seed: int, n_jobs: int, log) -> dict:
+def run_case(case: Case, profile: Profile, cache: Path, seed: int, n_jobs: int, log,
+             estimators=ESTIMATORS, reused: dict | None = None) -> dict:
+    """One case: truth, training table, then every estimator at every m.
+
+    Estimators not in ``estimators`` take their row from ``reused`` ((m, estimator) -> row
+    of an earlier report on the same cached tables) where it has one, and are left out
+    otherwise.
+    """
     ds = bs.datasets.load_dataset(case.dataset, random_state=0)
     rng = np.random.default_rng(seed)
     n_pool = ds.n_train if case.n_pool is None else min(case.n_pool, ds.n_train)
@@ -398,18 +451,22 @@ def run_case(case: Case, profile: Profile, cache: Path, seed: int, n_jobs: int, 
     log(f"  training observations: {len(train)} ({t_train:.0f} s; truth {t_truth:.0f} s)")
 
     dv_true = true_dv(truth, case.k_range)
-    feats = point_features(ds, pool, case.n_features)
+    feature_tables = {"embedding": point_features(ds, pool, case.n_features), "margin": margin_features(ds, pool)}
     rows = []
     for m in profile.ms:
         table = train.subset(max_per_point=m)
         fitted_law = {}  # law -> this m's fit without features, for the LOO comparison
         for est in ESTIMATORS:
+            if est not in estimators:
+                if reused and (m, est) in reused:
+                    rows.append(reused[(m, est)])
+                continue
             t0 = time.perf_counter()
             lo = hi = sd = None
             extra = {}
             if est in BAYESIAN:
-                model = fit_bayes(table, profile, feats if "_features" in est else None, seed,
-                                  **OPTIONS.get(est, {}))
+                feats = feature_tables[FEATURE_SETS[est]] if est in FEATURE_SETS else None
+                model = fit_bayes(table, profile, feats, seed, **OPTIONS.get(est, {}))
                 wall = time.perf_counter() - t0
                 if est in ("bayes", "bayes_curved"):
                     fitted_law[model.law] = model
@@ -553,6 +610,8 @@ def targets(df: pd.DataFrame) -> list[dict]:
         b10 = get("bayes_features", 10)
         p10 = get("bayes_pooled_features", 10)
         l10 = get("bayes_pooled_features_lognormal", 10)
+        f10 = get("bayes_pooled_lognormal_level_features", 10)
+        g10 = get("bayes_pooled_lognormal_margin", 10)
         for ref, label in ((50, "target"), (100, "stretch")):
             if ref in ms:
                 ref_v = get("mle", ref)
@@ -563,8 +622,9 @@ def targets(df: pd.DataFrame) -> list[dict]:
                                      f"{get('bayes_features', 10, 'spearman_mean'):.3f} vs "
                                      f"{get('mle', ref, 'spearman_mean'):.3f}; pooled noise, signed "
                                      f"level + features: mean R² {p10:.3f}; the same with "
-                                     f"log-normal α: {l10:.3f}",
-                            "met": bool(np.nanmax([b10, p10, l10]) >= ref_v)})
+                                     f"log-normal α: {l10:.3f}, with the features on the level and α "
+                                     f"only: {f10:.3f}, with a learned feature: {g10:.3f}",
+                            "met": bool(np.nanmax([b10, p10, l10, f10, g10]) >= ref_v)})
     rk = [c for c in df.columns if c.startswith("r2_k")]
     for m in [m for m in ms if m <= 20]:
         mle = df[(df.estimator == "mle") & (df.m == m)][rk].iloc[0].to_numpy()
@@ -591,7 +651,8 @@ def targets(df: pd.DataFrame) -> list[dict]:
               "with the curved law": ("bayes_pooled_curved",), "pooled noise scale": ("bayes_pooled_scale",),
               "heavy-tailed level (power and curved law)": ("bayes_pooled_heavy", "bayes_pooled_heavy_curved"),
               "log-normal α (with or without features, heavy level)": (
-                  "bayes_pooled_lognormal", "bayes_pooled_features_lognormal", "bayes_pooled_heavy_lognormal")}
+                  "bayes_pooled_lognormal", "bayes_pooled_features_lognormal", "bayes_pooled_heavy_lognormal",
+                  "bayes_pooled_lognormal_level_features", "bayes_pooled_lognormal_margin")}
     ranges = []
     for label, ests in groups.items():
         g = df[df.estimator.isin(ests)]
@@ -634,6 +695,11 @@ def markdown(report: dict) -> str:
         "against true ψ_k; R²(DV) is for distributional-Shapley values; coverage is of "
         "central 90% posterior intervals of ψ_k. Monte Carlo is the constant law "
         "ψ_k = mean (c = mean, α = 0).")
+    if "reused" in report:
+        ru = report["reused"]
+        lines += ["", f"Rows of {len(ru['estimators'])} estimators ({', '.join(LABELS[e] for e in ru['estimators'])}) "
+                  f"are copied from an earlier run on the same cached tables and settings (`{ru['command']}`); "
+                  "the regression case too."]
     if not report.get("complete", True):
         lines += ["", "**Partial: the run was still going when this was written; the cases "
                   "below are finished.**"]
@@ -830,6 +896,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--out-dir", type=Path, default=None,
                         help="where the table, figure and JSON go (default: docs/ for full and "
                              "reduced runs; required with --quick so the docs stay untouched)")
+    parser.add_argument("--estimators", nargs="+", choices=ESTIMATORS, default=None,
+                        help="fit only these estimators (with --reuse, the others' rows come from "
+                             "an earlier report)")
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="an earlier report JSON on the same cached tables: rows of the "
+                             "estimators not fitted now are copied from it (the report says which)")
     parser.add_argument("--render", type=Path, default=None,
                         help="re-write the table and figure from a saved report JSON, no runs")
     parser.add_argument("--compare", type=Path, nargs="+", default=None,
@@ -880,6 +952,17 @@ def main(argv=None) -> dict:
                      "n_jobs": args.n_jobs, "seed": args.seed},
         "cases": [],
     }
+    estimators = tuple(args.estimators or ESTIMATORS)
+    previous = {}
+    if args.reuse is not None:
+        old = json.loads(args.reuse.read_text())
+        if old["settings"] != json.loads(json.dumps(report["settings"], default=_json)):
+            parser.error(f"--reuse {args.reuse} was run with other settings; its rows are not comparable")
+        previous = {c["case"]["name"]: {(r["m"], r["estimator"]): r for r in c["results"]} for c in old["cases"]}
+        report["reused"] = {"from": str(args.reuse), "command": old.get("command"),
+                            "estimators": [e for e in ESTIMATORS if e not in estimators]}
+        if "regression" in old:
+            report["regression"] = old["regression"]
     log(f"profile {profile_name}: {report['machine']}")
     fig_name = "accuracy_r2.png" if profile_name != "quick" else "accuracy_r2_quick.png"
 
@@ -901,13 +984,13 @@ def main(argv=None) -> dict:
             json.dumps(report, indent=1, default=_json))
 
     for i, case in enumerate(cases):
-        res = run_case(case, profile, cache, args.seed, args.n_jobs, log)
+        res = run_case(case, profile, cache, args.seed, args.n_jobs, log, estimators, previous.get(case.name))
         res["n_pool"] = res["case"]["n_pool"] or bs.datasets.load_dataset(case.dataset).n_train
         res["targets"] = targets(pd.DataFrame(res["results"]))
         for t in res["targets"]:
             log(f"  target: {t['target']}: {t['value']} -> {'met' if t['met'] else 'NOT met'}")
         report["cases"].append(res)
-        if i == 0 and profile.regression is not None and not args.cases:
+        if i == 0 and profile.regression is not None and not args.cases and "regression" not in report:
             # The regression case is cheap (exact rank-one Ridge updates): run it early.
             report["regression"] = run_regression(profile.regression, profile, cache,
                                                   args.seed, args.n_jobs, log)

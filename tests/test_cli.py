@@ -199,6 +199,14 @@ def test_fit_passes_the_noise_and_level_options(pipeline, tmp_path):
     assert rc == 0
     m = bs.ScalingLawModel.load(lognormal)
     assert m.alpha_population == "lognormal" and "log_alpha_mu" in m.idata.posterior
+    # Features (the table records its dataset) on the level only: the pooled noise stays one law.
+    level_only = tmp_path / "level_only.nc"
+    rc = main(["fit", str(table), "--method", "map", "--noise", "pooled", "--level", "signed", "--features", "X",
+               "--feature-blocks", "level", "--out", str(level_only), "--no-progress"])
+    assert rc == 0
+    m = bs.ScalingLawModel.load(level_only)
+    assert m.feature_blocks == ("level",)
+    assert "level_B" in m.idata.posterior and not {"alpha_B", "log_s_B", "beta_B"} & set(m.idata.posterior.data_vars)
 
 
 def test_value_with_beta_weights(pipeline, tmp_path, capsys):

@@ -66,6 +66,8 @@ def map_fits(feature_table, table):
         "signed_heavy": {"level": "signed", "noise": "pooled", "level_tails": "heavy", "features": x},
         "lognormal_correlated": {"alpha_population": "lognormal", "correlated": True, "features": x},
         "signed_lognormal": {"level": "signed", "noise": "pooled", "alpha_population": "lognormal"},
+        "feature_blocks": {"level": "signed", "noise": "pooled", "alpha_population": "lognormal", "features": x,
+                           "feature_blocks": ["log_alpha", "level"]},
     }.items():
         m = bs.ScalingLawModel(**kwargs)
         m.fit(c, method="map", progressbar=False, random_seed=0)
@@ -317,7 +319,8 @@ def _potential_at_map(m) -> float:
 def test_pymc_potential_equals_numpy_log_likelihood(map_fits):
     # The graph that is sampled and the numpy twin used for log_likelihood must agree.
     for name in ("features_df", "studentt", "correlated", "signed_pooled", "signed_two_term_t",
-                 "signed_pooled_scale", "signed_heavy", "lognormal_correlated", "signed_lognormal"):
+                 "signed_pooled_scale", "signed_heavy", "lognormal_correlated", "signed_lognormal",
+                 "feature_blocks"):
         m = map_fits[name]
         assert m._state["dense"]
         expected = float(m.idata.log_likelihood["delta"].sum())
@@ -495,6 +498,10 @@ def test_bad_input_gets_clear_errors(table, nuts_fit, feature_table):
         bs.ScalingLawModel(alpha_population="gamma")
     with pytest.raises(ValueError, match="blocks are"):  # log α replaces α
         bs.ScalingLawModel(alpha_population="lognormal", centered={"alpha": False})
+    with pytest.raises(ValueError, match=r"feature_blocks has unknown block\(s\) \['ell'\]; this model's blocks are"):
+        bs.ScalingLawModel(level="signed", feature_blocks=["ell", "alpha"])
+    with pytest.raises(ValueError, match="feature_blocks must be a sequence of block names"):
+        bs.ScalingLawModel(feature_blocks="alpha")
     fc, _, x = feature_table
     bad = x.copy()
     bad[3, 1] = np.nan
@@ -557,6 +564,33 @@ def test_signed_level_and_pooled_noise_layout(map_fits, feature_table):
                                * lp["log_alpha_z"].values)
     cp = map_fits["lognormal_correlated"].idata.posterior
     assert {"log_alpha_B", "ell_alpha_corr"} <= set(cp.data_vars)
+    # feature_blocks: only the named blocks get feature effects; with pooled noise every
+    # point then has the same noise law, while the level's population mean still moves with x.
+    fb = map_fits["feature_blocks"]
+    fp = fb.idata.posterior
+    assert {"level_B", "log_alpha_B"} <= set(fp.data_vars) and not {"log_s_B", "beta_B"} & set(fp.data_vars)
+    assert np.ptp(fp["sigma"].values) == 0 and np.ptp(fp["beta"].values) == 0
+    assert fb.feature_blocks == ("log_alpha", "level") and "feature_blocks=('log_alpha', 'level')" in repr(fb)
+    assert not {"log_s_B", "beta_B"} & set(fb.model_.named_vars)
+
+
+def test_log_normal_alpha_stays_where_the_law_is_not_clipped(table):
+    # The bound on log α keeps α·|log(k/k_ref)| at half the clip on the law's exponent, so a
+    # huge α cannot turn the law into a step at k_ref (flat below it, zero above).
+    u = np.log(np.array([25.0, 100.0, 400.0]) / 100.0)
+    assert model_mod._log_alpha_max(u) == pytest.approx(np.log(0.5 * model_mod._CLIP_MEAN / np.log(4.0)))
+    assert model_mod._log_alpha_max(np.zeros(3)) == model_mod._CLIP_LOG_ALPHA
+    # A prior that wants α = e^5 everywhere: every draw sits at the bound and stays finite.
+    c, _ = table
+    m = bs.ScalingLawModel(level="signed", noise="pooled", alpha_population="lognormal",
+                           priors={"log_alpha_mu": (5.0, 0.01), "log_alpha_tau": 0.01})
+    m.fit(c, method="map", progressbar=False, random_seed=0)
+    bound = m._state["log_alpha_max"]
+    assert bound == pytest.approx(model_mod._log_alpha_max(m._state["u"])) and bound < 5.0
+    post = m.idata.posterior
+    np.testing.assert_allclose(post["alpha"].values, np.exp(bound))
+    assert np.isfinite(post["c"].values).all() and np.isfinite(m.predict([10, 100, 10_000]).values).all()
+    assert np.isfinite(m.predict_new(5, [100, 1000], random_seed=0).values).all()
 
 
 def test_pooled_noise_and_signed_level_cover_under_skewed_noise():
@@ -637,7 +671,7 @@ def _assert_same_predictions(m, loaded, has_features):
 
 @pytest.mark.parametrize("option", ["features_df", "studentt", "correlated", "signed_pooled", "signed_two_term_t",
                                     "signed_pooled_scale", "signed_heavy", "lognormal_correlated",
-                                    "signed_lognormal"])
+                                    "signed_lognormal", "feature_blocks"])
 def test_save_load_round_trip_every_option(option, map_fits, tmp_path):
     m = map_fits[option]
     loaded = bs.ScalingLawModel.load(m.save(tmp_path / f"{option}.nc"))
